@@ -1,0 +1,65 @@
+//! GQA cache: K and V rows `[T, n_kv_heads * head_dim]`, full or windowed (sliding / chunked layers
+//! keep only the keys a future query can still see).
+
+use super::{KvCache, RowCache};
+use crate::config::AttentionMask;
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct GqaCache {
+    pub k: RowCache,
+    pub v: RowCache,
+    /// Which keys future queries may need; decides what is evicted.
+    pub mask: AttentionMask,
+}
+
+impl GqaCache {
+    pub fn new(kv_dim: usize, mask: AttentionMask) -> Self {
+        GqaCache {
+            k: RowCache::new(kv_dim),
+            v: RowCache::new(kv_dim),
+            mask,
+        }
+    }
+
+    pub fn append(&mut self, k: &[f32], v: &[f32]) {
+        self.k.append(k);
+        self.v.append(v);
+    }
+
+    /// Drops keys no query at position `>= len` can see.
+    pub fn evict(&mut self) {
+        let next = self.k.len();
+        let keep_from = match self.mask {
+            crate::config::AttentionMask::Causal => return,
+            AttentionMask::SlidingWindow(w) => (next + 1).saturating_sub(w),
+            AttentionMask::Chunked(c) => (next / c) * c,
+        };
+        self.k.evict_before(keep_from);
+        self.v.evict_before(keep_from);
+    }
+
+    pub(crate) fn check_truncate(&self, len: usize) -> Result<()> {
+        self.k.check_truncate(len)
+    }
+}
+
+impl KvCache for GqaCache {
+    fn len(&self) -> usize {
+        self.k.len()
+    }
+
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        self.k.truncate(len)?;
+        self.v.truncate(len)
+    }
+
+    fn clear(&mut self) {
+        self.k.clear();
+        self.v.clear();
+    }
+
+    fn bytes(&self) -> usize {
+        self.k.bytes() + self.v.bytes()
+    }
+}

@@ -1,0 +1,115 @@
+//! KV caches: one small trait and small types that compose (GQA full or windowed, MLA latent,
+//! DSA indexer keys), gathered per layer in [`ModelCache`].
+
+mod gqa;
+mod indexer;
+mod mla;
+mod rows;
+
+pub use gqa::GqaCache;
+pub use indexer::IndexerCache;
+pub use mla::MlaCache;
+pub use rows::RowCache;
+
+use crate::error::Result;
+
+/// What every cache can do.
+pub trait KvCache {
+    /// Number of positions appended so far (evicted ones included).
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Forgets every position `>= len`. Fails if positions that would be needed were evicted.
+    fn truncate(&mut self, len: usize) -> Result<()>;
+    /// Forgets everything.
+    fn clear(&mut self);
+    /// Bytes of cached data held now.
+    fn bytes(&self) -> usize;
+}
+
+/// The cache of one decoder layer.
+#[derive(Debug, Clone)]
+pub enum LayerCache {
+    Gqa(GqaCache),
+    Mla {
+        mla: MlaCache,
+        indexer: Option<IndexerCache>,
+    },
+}
+
+impl KvCache for LayerCache {
+    fn len(&self) -> usize {
+        match self {
+            LayerCache::Gqa(c) => c.len(),
+            LayerCache::Mla { mla, .. } => mla.len(),
+        }
+    }
+
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        match self {
+            LayerCache::Gqa(c) => c.truncate(len),
+            LayerCache::Mla { mla, indexer } => {
+                mla.truncate(len)?;
+                if let Some(ix) = indexer {
+                    ix.truncate(len)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            LayerCache::Gqa(c) => c.clear(),
+            LayerCache::Mla { mla, indexer } => {
+                mla.clear();
+                if let Some(ix) = indexer {
+                    ix.clear();
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            LayerCache::Gqa(c) => c.bytes(),
+            LayerCache::Mla { mla, indexer } => {
+                mla.bytes() + indexer.as_ref().map_or(0, |i| i.bytes())
+            }
+        }
+    }
+}
+
+/// One cache per layer.
+#[derive(Debug, Clone)]
+pub struct ModelCache {
+    pub layers: Vec<LayerCache>,
+}
+
+impl KvCache for ModelCache {
+    fn len(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.len())
+    }
+
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        // Check every layer first so a failure leaves the cache unchanged.
+        for l in &self.layers {
+            if let LayerCache::Gqa(g) = l {
+                g.check_truncate(len)?;
+            }
+        }
+        for l in &mut self.layers {
+            l.truncate(len)?;
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.layers.iter_mut().for_each(|l| l.clear());
+    }
+
+    fn bytes(&self) -> usize {
+        self.layers.iter().map(|l| l.bytes()).sum()
+    }
+}

@@ -1,0 +1,93 @@
+//! A growable table of fixed-width f32 rows indexed by absolute position, which can drop a prefix.
+
+use crate::error::{Error, Result};
+
+/// Rows `[start, len)` of a `[len, width]` table; rows before `start` were evicted.
+#[derive(Debug, Clone)]
+pub struct RowCache {
+    width: usize,
+    data: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl RowCache {
+    pub fn new(width: usize) -> Self {
+        RowCache {
+            width,
+            data: Vec::new(),
+            start: 0,
+            len: 0,
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Appends `rows.len() / width` rows.
+    pub fn append(&mut self, rows: &[f32]) {
+        debug_assert_eq!(rows.len() % self.width, 0);
+        self.data.extend_from_slice(rows);
+        self.len += rows.len() / self.width;
+    }
+
+    /// Row at absolute position `pos` (must be in `[start, len)`).
+    #[inline]
+    pub fn row(&self, pos: usize) -> &[f32] {
+        let r = pos - self.start;
+        &self.data[r * self.width..(r + 1) * self.width]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// First position still held.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Drops rows before position `pos`.
+    pub fn evict_before(&mut self, pos: usize) {
+        let pos = pos.min(self.len);
+        if pos > self.start {
+            let n = (pos - self.start) * self.width;
+            self.data.drain(..n);
+            self.start = pos;
+        }
+    }
+
+    pub fn check_truncate(&self, len: usize) -> Result<()> {
+        if len < self.start {
+            return Err(Error::InvalidArgument(format!(
+                "cannot truncate to {len} tokens: positions before {} were evicted from a windowed cache",
+                self.start
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        self.check_truncate(len)?;
+        if len < self.len {
+            self.data.truncate((len - self.start) * self.width);
+            self.len = len;
+        }
+        Ok(())
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.start = 0;
+        self.len = 0;
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+}

@@ -1,0 +1,84 @@
+//! One error type for the whole engine. Every variant is something a caller can act on.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout moe-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while loading or running a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or directory that must exist does not.
+    #[error("not found: {0}")]
+    NotFound(PathBuf),
+    /// `config.json` is not valid JSON or a key has the wrong type.
+    #[error("bad config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    /// The config's values contradict each other or are out of range.
+    #[error("inconsistent config: {0}")]
+    InconsistentConfig(String),
+    /// `architectures` / `model_type` names a family this engine does not run.
+    #[error("unsupported architecture: {0}")]
+    UnsupportedArchitecture(String),
+    /// A safetensors file is truncated, corrupt or otherwise unreadable.
+    #[error("bad safetensors file {path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// The checkpoint lacks a tensor the model needs.
+    #[error("missing tensor: {0}")]
+    MissingTensor(String),
+    /// A tensor has the wrong shape.
+    #[error("tensor {name}: expected shape {expected:?}, found {found:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A tensor is stored in a dtype that cannot be used where it is needed.
+    #[error("tensor {name}: unsupported dtype {found} (expected one of {expected})")]
+    Dtype {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    /// A token id is not smaller than the vocabulary size.
+    #[error("token id {token} out of range (vocab size {vocab_size})")]
+    TokenOutOfRange { token: u32, vocab_size: usize },
+    /// A prompt with no tokens was given where at least one is needed.
+    #[error("empty prompt")]
+    EmptyPrompt,
+    /// The session would grow past its maximum context.
+    #[error("context full: {needed} tokens needed, maximum context is {max_context}")]
+    ContextFull { needed: usize, max_context: usize },
+    /// A request that cannot be honoured with the current state (e.g. truncating into an evicted window).
+    #[error("invalid request: {0}")]
+    InvalidArgument(String),
+    /// Tokenizer or chat-template problem.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(path)
+        } else {
+            Error::Io { path, source }
+        }
+    }
+
+    pub(crate) fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

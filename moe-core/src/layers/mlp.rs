@@ -1,0 +1,52 @@
+//! The SwiGLU feed-forward: `down(silu(gate(x)) ⊙ up(x))`, and gpt-oss's clamped variant.
+
+use super::Linear;
+use crate::config::ExpertActivation;
+use crate::error::Result;
+use crate::kernels;
+use crate::weights::WeightSource;
+
+/// A dense SwiGLU MLP with separate gate/up/down projections (`gate_proj`, `up_proj`, `down_proj`).
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+impl Mlp {
+    /// Loads `{gate,up,down}_proj` (or Mixtral's `w1`, `w3`, `w2` when `names` says so).
+    pub fn load(src: &WeightSource, hidden: usize, inter: usize, names: [&str; 3]) -> Result<Self> {
+        Ok(Mlp {
+            gate_proj: Linear::load(src, names[0], hidden, inter, false)?,
+            up_proj: Linear::load(src, names[1], hidden, inter, false)?,
+            down_proj: Linear::load(src, names[2], inter, hidden, false)?,
+        })
+    }
+
+    /// `y[T, H]`.
+    pub fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
+        let mut g = self.gate_proj.forward(x, t); // [T, I]
+        let u = self.up_proj.forward(x, t); // [T, I]
+        swiglu(&mut g, &u, ExpertActivation::SwiGlu);
+        self.down_proj.forward(&g, t)
+    }
+}
+
+/// `gate = act(gate, up)` elementwise: `silu(g)·u`, or gpt-oss's clamped `(u+1)·g·σ(αg)`.
+pub fn swiglu(gate: &mut [f32], up: &[f32], act: ExpertActivation) {
+    match act {
+        ExpertActivation::SwiGlu => {
+            for (g, u) in gate.iter_mut().zip(up) {
+                *g = kernels::silu(*g) * u;
+            }
+        }
+        ExpertActivation::ClampedSwiGlu { alpha, limit } => {
+            for (g, u) in gate.iter_mut().zip(up) {
+                let gc = g.min(limit);
+                let uc = u.clamp(-limit, limit);
+                *g = (uc + 1.0) * gc * kernels::sigmoid(alpha * gc);
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Building blocks shared by every family: linear, embedding, norms, RoPE, MLP.
+
+mod embedding;
+mod linear;
+mod mlp;
+mod norm;
+pub mod rope;
+
+pub use embedding::Embedding;
+pub use linear::{Linear, Orientation};
+pub use mlp::{swiglu, Mlp};
+pub use norm::{LayerNorm, RmsNorm};
+pub use rope::Rope;

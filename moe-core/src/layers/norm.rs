@@ -1,0 +1,50 @@
+//! RMSNorm and LayerNorm with f32 weights.
+
+use crate::error::Result;
+use crate::kernels;
+use crate::weights::WeightSource;
+
+/// `y = w ⊙ x / sqrt(mean(x²) + eps)`.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    pub weight: Vec<f32>,
+    pub eps: f32,
+}
+
+impl RmsNorm {
+    /// Loads `name.weight` `[dim]`.
+    pub fn load(src: &WeightSource, name: &str, dim: usize, eps: f32) -> Result<Self> {
+        Ok(RmsNorm {
+            weight: src.pp(name).get_f32("weight", &[dim])?,
+            eps,
+        })
+    }
+
+    /// Normalises each `dim`-sized row of `x` in place.
+    pub fn forward(&self, x: &mut [f32]) {
+        kernels::rms_norm(x, &self.weight, self.eps);
+    }
+}
+
+/// `y = w ⊙ (x - mean)/sqrt(var + eps) + b`.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub fn load(src: &WeightSource, name: &str, dim: usize, eps: f32) -> Result<Self> {
+        let s = src.pp(name);
+        Ok(LayerNorm {
+            weight: s.get_f32("weight", &[dim])?,
+            bias: s.get_f32("bias", &[dim])?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &mut [f32]) {
+        kernels::layer_norm(x, &self.weight, &self.bias, self.eps);
+    }
+}

@@ -1,0 +1,149 @@
+//! The whole model: embedding → blocks → final norm → lm_head, built from a checkpoint directory.
+
+mod block;
+mod names;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use block::{Block, FeedForward};
+pub use names::{ffn_names, FfnNames};
+
+use crate::attention::{Selection, SparseMode};
+use crate::cache::ModelCache;
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
+use crate::weights::{Checkpoint, WeightSource};
+
+/// Which logits a forward returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsMode {
+    /// `[V]` of the last position.
+    Last,
+    /// `[T, V]`, every position.
+    All,
+    /// None (fills the cache only).
+    None,
+}
+
+/// Loading options.
+#[derive(Default)]
+pub struct LoadOptions<'a> {
+    /// Called after each layer is set up with `(layers_done, layers_total)`.
+    pub progress: Option<&'a mut dyn FnMut(usize, usize)>,
+}
+
+/// A loaded model. Weights are borrowed from the memory-mapped checkpoint; the model is immutable and
+/// can be shared by many sessions on many threads.
+#[derive(Debug)]
+pub struct Model {
+    pub config: ModelConfig,
+    pub embed_tokens: Embedding,
+    pub layers: Vec<Block>,
+    pub norm: RmsNorm,
+    pub lm_head: Linear,
+    checkpoint: Arc<Checkpoint>,
+}
+
+impl Model {
+    /// Loads `config.json` and the safetensors of `dir`.
+    ///
+    /// The files are memory-mapped: they must not be modified or truncated while the model lives.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::load_with(dir, LoadOptions::default())
+    }
+
+    pub fn load_with(dir: impl AsRef<Path>, mut opts: LoadOptions<'_>) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(crate::Error::NotFound(dir.to_path_buf()));
+        }
+        let config = ModelConfig::load(dir)?;
+        let checkpoint = Arc::new(Checkpoint::open(dir)?);
+        let root = WeightSource::new(checkpoint.clone());
+        let root = if config.weight_prefix.is_empty() {
+            root
+        } else {
+            root.pp(config.weight_prefix.trim_end_matches('.'))
+        };
+        let src = root.pp("model");
+        let (v, h) = (config.vocab_size, config.hidden_size);
+        let embed_tokens = Embedding::load(&src, "embed_tokens", v, h)?;
+        let names = ffn_names(config.family);
+        let n = config.num_layers;
+        let mut layers = Vec::with_capacity(n);
+        for i in 0..n {
+            layers.push(Block::load(&src.pp("layers").pp(i), &config, i, &names)?);
+            if let Some(p) = opts.progress.as_mut() {
+                p(i + 1, n);
+            }
+        }
+        let norm = RmsNorm::load(&src, "norm", h, config.rms_norm_eps)?;
+        let lm_head = if config.tie_word_embeddings && !root.contains("lm_head.weight") {
+            Linear::from_tensor(embed_tokens.weight.clone(), Orientation::OutIn, None)
+        } else {
+            Linear::load(&root, "lm_head", h, v, false)?
+        };
+        Ok(Model {
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            checkpoint,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    /// An empty cache with one entry per layer.
+    pub fn new_cache(&self) -> ModelCache {
+        ModelCache {
+            layers: self.layers.iter().map(|b| b.new_cache()).collect(),
+        }
+    }
+
+    /// Bytes of the mapped checkpoint files.
+    pub fn checkpoint_bytes(&self) -> usize {
+        self.checkpoint.mapped_bytes()
+    }
+
+    /// Runs `ids` at positions `start..start+T` through the model, appending to `cache`.
+    /// `hook(i, x)` sees the residual stream after layer `i` (and `i = L` after the final norm).
+    /// Ids must already be checked against the vocabulary (a [`Session`](crate::Session) does this).
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        start: usize,
+        cache: &mut ModelCache,
+        logits: LogitsMode,
+        mode: SparseMode,
+        mut hook: Option<&mut dyn FnMut(usize, &[f32])>,
+    ) -> Vec<f32> {
+        let t = ids.len();
+        let h = self.config.hidden_size;
+        let positions: Vec<usize> = (start..start + t).collect();
+        let mut x = self.embed_tokens.forward(ids); // [T, H]
+        let mut selection: Option<Selection> = None;
+        for (i, (block, c)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
+            block.forward(&mut x, &positions, c, &mut selection, mode);
+            if let Some(f) = hook.as_mut() {
+                f(i, &x);
+            }
+        }
+        let rows = match logits {
+            LogitsMode::None => return Vec::new(),
+            LogitsMode::Last => &mut x[(t - 1) * h..],
+            LogitsMode::All => &mut x[..],
+        };
+        self.norm.forward(rows);
+        if let Some(f) = hook.as_mut() {
+            f(self.layers.len(), rows);
+        }
+        let n = rows.len() / h;
+        self.lm_head.forward(rows, n)
+    }
+}

@@ -1,0 +1,82 @@
+//! The MoE feed-forward block: router → tokens grouped by expert → expert MLPs → weighted sum
+//! (+ shared expert, optionally gated).
+
+use super::{Expert, Router};
+use crate::config::ExpertActivation;
+use crate::kernels;
+use crate::layers::{Linear, Mlp};
+
+/// A shared expert, applied to every token; Qwen2-MoE gates it by `sigmoid(x·w_gate)`.
+#[derive(Debug, Clone)]
+pub struct SharedExpert {
+    pub mlp: Mlp,
+    pub gate: Option<Linear>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MoeBlock {
+    pub router: Router,
+    pub experts: Vec<Expert>,
+    pub shared: Option<SharedExpert>,
+    pub activation: ExpertActivation,
+    pub hidden: usize,
+}
+
+impl MoeBlock {
+    /// `y[T, H]` for `x[T, H]`.
+    pub fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
+        let h = self.hidden;
+        let logits = self.router.logits(x, t); // [T, E]
+        let e_count = self.experts.len();
+        // For each expert, the tokens routed to it and their weights.
+        let mut assigned: Vec<Vec<(usize, f32)>> = vec![Vec::new(); e_count];
+        for (i, z) in logits.chunks_exact(e_count).enumerate() {
+            for (e, w) in self.router.route(z).experts {
+                assigned[e].push((i, w));
+            }
+        }
+        let mut y = vec![0.0; t * h];
+        let scale_input = self.router.scales_input();
+        for (e, toks) in assigned.iter().enumerate() {
+            if toks.is_empty() {
+                continue;
+            }
+            // xs[n_e, H]: the expert's tokens (Llama 4 scales the input by the router weight).
+            let mut xs = Vec::with_capacity(toks.len() * h);
+            for &(i, w) in toks {
+                let row = &x[i * h..(i + 1) * h];
+                if scale_input {
+                    xs.extend(row.iter().map(|v| v * w));
+                } else {
+                    xs.extend_from_slice(row);
+                }
+            }
+            let out = self.experts[e].forward(&xs, toks.len(), self.activation); // [n_e, H]
+            for (k, &(i, w)) in toks.iter().enumerate() {
+                let scale = if scale_input { 1.0 } else { w };
+                for (o, v) in y[i * h..(i + 1) * h]
+                    .iter_mut()
+                    .zip(&out[k * h..(k + 1) * h])
+                {
+                    *o += scale * v;
+                }
+            }
+        }
+        if let Some(shared) = &self.shared {
+            let s = shared.mlp.forward(x, t); // [T, H]
+            match &shared.gate {
+                None => kernels::add_assign(&mut y, &s),
+                Some(g) => {
+                    let gate = g.forward(x, t); // [T, 1]
+                    for i in 0..t {
+                        let gi = kernels::sigmoid(gate[i]);
+                        for (o, v) in y[i * h..(i + 1) * h].iter_mut().zip(&s[i * h..(i + 1) * h]) {
+                            *o += gi * v;
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+}

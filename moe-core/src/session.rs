@@ -1,0 +1,155 @@
+//! A `Session` owns the caches and the position of one conversation with a model.
+
+use std::sync::Arc;
+
+use crate::attention::SparseMode;
+use crate::cache::{KvCache, ModelCache};
+use crate::error::{Error, Result};
+use crate::model::{LogitsMode, Model};
+
+/// Options of a session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionParams {
+    /// Maximum number of tokens the session may hold; `None` means the model's
+    /// `max_position_embeddings`.
+    pub max_context: Option<usize>,
+    /// DSA layers: sparse (the model's definition) or dense for comparison.
+    pub sparse_mode: SparseMode,
+}
+
+/// Holds the KV caches of one sequence. Not shared between threads; make one per thread (the model
+/// itself is shared through an `Arc`).
+pub struct Session {
+    model: Arc<Model>,
+    cache: ModelCache,
+    max_context: usize,
+    sparse_mode: SparseMode,
+    /// Every token fed so far (for repetition penalties and truncation).
+    tokens: Vec<u32>,
+}
+
+impl Session {
+    pub fn new(model: Arc<Model>, params: &SessionParams) -> Result<Self> {
+        let max_context = params
+            .max_context
+            .unwrap_or(model.config.max_position_embeddings);
+        if max_context == 0 {
+            return Err(Error::InvalidArgument(
+                "max_context must be at least 1".into(),
+            ));
+        }
+        Ok(Session {
+            cache: model.new_cache(),
+            model,
+            max_context,
+            sparse_mode: params.sparse_mode,
+            tokens: Vec::new(),
+        })
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    pub fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    /// The tokens fed so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Bytes held by the caches now.
+    pub fn kv_cache_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    fn check(&self, tokens: &[u32]) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let v = self.model.vocab_size();
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= v) {
+            return Err(Error::TokenOutOfRange {
+                token: bad,
+                vocab_size: v,
+            });
+        }
+        let needed = self.len() + tokens.len();
+        if needed > self.max_context {
+            return Err(Error::ContextFull {
+                needed,
+                max_context: self.max_context,
+            });
+        }
+        Ok(())
+    }
+
+    /// Feeds `tokens` after what the session holds. Returns the logits of the last position `[V]`
+    /// (`LogitsMode::Last`), of every new position `[T, V]` (`All`), or nothing (`None`).
+    pub fn prefill(&mut self, tokens: &[u32], logits: LogitsMode) -> Result<Vec<f32>> {
+        self.check(tokens)?;
+        let out = self.model.forward(
+            tokens,
+            self.len(),
+            &mut self.cache,
+            logits,
+            self.sparse_mode,
+            None,
+        );
+        self.tokens.extend_from_slice(tokens);
+        Ok(out)
+    }
+
+    /// Like [`prefill`](Self::prefill) but lets `hook(layer, x)` observe the residual stream.
+    pub fn prefill_with_hook(
+        &mut self,
+        tokens: &[u32],
+        logits: LogitsMode,
+        hook: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<Vec<f32>> {
+        self.check(tokens)?;
+        let out = self.model.forward(
+            tokens,
+            self.len(),
+            &mut self.cache,
+            logits,
+            self.sparse_mode,
+            Some(hook),
+        );
+        self.tokens.extend_from_slice(tokens);
+        Ok(out)
+    }
+
+    /// Feeds one token; returns the next-token logits `[V]`.
+    pub fn decode(&mut self, token: u32) -> Result<Vec<f32>> {
+        self.prefill(&[token], LogitsMode::Last)
+    }
+
+    /// Forgets everything.
+    pub fn reset(&mut self) {
+        self.cache.clear();
+        self.tokens.clear();
+    }
+
+    /// Keeps only the first `len` tokens. Fails (changing nothing) if a windowed cache already
+    /// dropped positions that would be needed.
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if len >= self.len() {
+            return Ok(());
+        }
+        self.cache.truncate(len)?;
+        self.tokens.truncate(len);
+        Ok(())
+    }
+}

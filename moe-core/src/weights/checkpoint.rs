@@ -1,0 +1,195 @@
+//! A checkpoint directory: one `model.safetensors` or shards listed in `model.safetensors.index.json`,
+//! each memory-mapped; every tensor found by name without reading or converting its data.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{DType, Tensor};
+use crate::error::{Error, Result};
+
+const INDEX_FILE: &str = "model.safetensors.index.json";
+const SINGLE_FILE: &str = "model.safetensors";
+
+/// All tensors of a checkpoint, by name.
+pub struct Checkpoint {
+    dir: PathBuf,
+    tensors: HashMap<String, Tensor>,
+    mapped_bytes: usize,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("dir", &self.dir)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl Checkpoint {
+    /// Maps the safetensors files of `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::NotFound(dir.to_path_buf()));
+        }
+        let index_path = dir.join(INDEX_FILE);
+        let shard_files = if index_path.is_file() {
+            shards_from_index(&index_path)?
+        } else if dir.join(SINGLE_FILE).is_file() {
+            vec![(SINGLE_FILE.to_string(), None)]
+        } else {
+            return Err(Error::NotFound(dir.join(SINGLE_FILE)));
+        };
+
+        let mut tensors = HashMap::new();
+        let mut mapped_bytes = 0;
+        for (file, expected) in shard_files {
+            let path = dir.join(&file);
+            let map = map_file(&path)?;
+            mapped_bytes += map.len();
+            let found = read_shard(&path, &map)?;
+            if let Some(expected) = expected {
+                for name in &expected {
+                    if !found.iter().any(|t| t.name() == name) {
+                        return Err(Error::format(
+                            &path,
+                            format!(
+                                "index lists tensor {name} in this shard, but the shard lacks it"
+                            ),
+                        ));
+                    }
+                }
+            }
+            for t in found {
+                tensors.insert(t.name().to_string(), t);
+            }
+        }
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            tensors,
+            mapped_bytes,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The tensor called `name`, if the checkpoint has one.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Names of all tensors (unordered).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// Total size of the mapped files in bytes.
+    pub fn mapped_bytes(&self) -> usize {
+        self.mapped_bytes
+    }
+}
+
+/// Maps one safetensors file and returns its tensors (reference files in tests and tools).
+pub fn read_safetensors_file(path: &Path) -> Result<Vec<Tensor>> {
+    let map = map_file(path)?;
+    read_shard(path, &map)
+}
+
+/// Shard file names from the index, each with the tensor names it must hold.
+fn shards_from_index(path: &Path) -> Result<Vec<(String, Option<Vec<String>>)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::format(path, format!("bad JSON: {e}")))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::format(path, "no \"weight_map\" object"))?;
+    let mut shards: Vec<(String, Option<Vec<String>>)> = Vec::new();
+    for (tensor, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| Error::format(path, format!("weight_map[{tensor}] is not a string")))?;
+        if file.contains('/') || file.contains('\\') || file.contains("..") {
+            return Err(Error::format(
+                path,
+                format!("shard name {file:?} is not a plain file name"),
+            ));
+        }
+        match shards.iter_mut().find(|(f, _)| f == file) {
+            Some((_, Some(names))) => names.push(tensor.clone()),
+            _ => shards.push((file.to_string(), Some(vec![tensor.clone()]))),
+        }
+    }
+    if shards.is_empty() {
+        return Err(Error::format(path, "weight_map is empty"));
+    }
+    Ok(shards)
+}
+
+fn map_file(path: &Path) -> Result<Arc<memmap2::Mmap>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len < 8 {
+        return Err(Error::format(
+            path,
+            format!("file is {len} bytes, shorter than the 8-byte header length"),
+        ));
+    }
+    // SAFETY: the map is read-only and lives as long as the tensors that borrow from it (they hold
+    // an Arc). Like every mmap-based loader we assume the file is not truncated or rewritten while the
+    // model is loaded; that is documented on `Model::load`.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    Ok(Arc::new(map))
+}
+
+/// Parses and validates the header of one shard (header length, JSON, offsets inside the file and
+/// not overlapping, sizes consistent with shapes), returning a view per tensor.
+fn read_shard(path: &Path, map: &Arc<memmap2::Mmap>) -> Result<Vec<Tensor>> {
+    let st = safetensors::SafeTensors::deserialize(map)
+        .map_err(|e| Error::format(path, describe_safetensors_error(&e)))?;
+    let base = map.as_ptr() as usize;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let data = view.data();
+        let start = data.as_ptr() as usize - base;
+        let dtype = DType::from_safetensors(view.dtype());
+        out.push(Tensor::new(
+            &name,
+            dtype,
+            view.shape().to_vec(),
+            map,
+            start..start + data.len(),
+        ));
+    }
+    Ok(out)
+}
+
+fn describe_safetensors_error(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooLarge => "header length is larger than allowed".into(),
+        E::HeaderTooSmall => "header is too small".into(),
+        E::InvalidHeaderLength => {
+            "header length points past the end of the file (truncated?)".into()
+        }
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
+            format!("header is not valid JSON: {e}")
+        }
+        E::InvalidOffset(name) => {
+            format!("tensor {name} has offsets outside the file or overlapping another tensor")
+        }
+        E::MetadataIncompleteBuffer => {
+            "data section does not match the header (truncated file?)".into()
+        }
+        E::TensorInvalidInfo => "a tensor's shape and byte size disagree".into(),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,13 @@
+//! Memory-mapped checkpoint tensors, borrowed in their stored dtype.
+
+mod checkpoint;
+mod dtype;
+mod source;
+mod tensor;
+
+pub use checkpoint::Checkpoint;
+pub use dtype::DType;
+pub use source::WeightSource;
+pub use tensor::{FloatData, Tensor};
+
+pub use checkpoint::read_safetensors_file;

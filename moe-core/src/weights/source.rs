@@ -1,0 +1,90 @@
+//! A prefix-scoped view of a checkpoint (`src.pp("model.layers.3.mlp")`) that checks shape and dtype
+//! of every tensor it hands out.
+
+use std::sync::Arc;
+
+use super::{Checkpoint, Tensor};
+use crate::error::{Error, Result};
+
+/// Tensors of a checkpoint under a name prefix.
+#[derive(Clone)]
+pub struct WeightSource {
+    ckpt: Arc<Checkpoint>,
+    prefix: String,
+}
+
+impl WeightSource {
+    pub fn new(ckpt: Arc<Checkpoint>) -> Self {
+        WeightSource {
+            ckpt,
+            prefix: String::new(),
+        }
+    }
+
+    /// The source one level down: names under `prefix.name`.
+    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.prefix, name)
+        };
+        WeightSource {
+            ckpt: self.ckpt.clone(),
+            prefix,
+        }
+    }
+
+    fn full(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.prefix, name)
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.ckpt.contains(&self.full(name))
+    }
+
+    /// A float tensor (F32/F16/BF16) of exactly `shape`.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let full = self.full(name);
+        let t = self
+            .ckpt
+            .get(&full)
+            .ok_or_else(|| Error::MissingTensor(full.clone()))?;
+        if t.shape() != shape {
+            return Err(Error::Shape {
+                name: full,
+                expected: shape.to_vec(),
+                found: t.shape().to_vec(),
+            });
+        }
+        if !t.dtype().is_float_weight() {
+            return Err(Error::Dtype {
+                name: full,
+                expected: "F32, F16 or BF16".into(),
+                found: t.dtype().to_string(),
+            });
+        }
+        Ok(t.clone())
+    }
+
+    /// A small float tensor widened to f32 (norm weights, biases).
+    pub fn get_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.get(name, shape)?.to_f32_vec()
+    }
+
+    /// Like [`get_f32`](Self::get_f32) but `None` when absent.
+    pub fn get_f32_opt(&self, name: &str, shape: &[usize]) -> Result<Option<Vec<f32>>> {
+        if self.contains(name) {
+            self.get_f32(name, shape).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn checkpoint(&self) -> &Arc<Checkpoint> {
+        &self.ckpt
+    }
+}

@@ -1,0 +1,1 @@
+//! C ABI for moe (see include/moe.h).

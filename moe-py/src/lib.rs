@@ -1,0 +1,1 @@
+//! Python bindings for moe (built with maturin).
