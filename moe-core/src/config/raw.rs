@@ -23,10 +23,6 @@ impl<'a> Raw<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    pub fn has(&self, key: &str) -> bool {
-        self.present(key).is_some()
-    }
-
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.present(key) {
             None => Ok(None),
