@@ -83,4 +83,5 @@ golden!(
     deepseek_v3,
     deepseek_v32,
     glm_moe_dsa,
+    qwen3_moe_tf5style,
 );
