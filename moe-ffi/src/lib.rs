@@ -1,1 +1,34 @@
-//! C ABI for moe (see include/moe.h).
+//! The C ABI of moe: `libmoe.so` / `libmoe.a` and the generated header `include/moe.h`.
+//!
+//! Every export runs inside a panic boundary, checks its pointers (NULL, alignment, and handles
+//! against a registry of live objects), writes out-parameters only on success, and leaves a message
+//! for `moe_last_error()` on failure. See docs/c-api.md.
+
+mod args;
+mod boundary;
+mod handle;
+mod last_error;
+pub mod model;
+pub mod sampler;
+pub mod session;
+pub mod status;
+pub mod version;
+
+pub use last_error::moe_last_error;
+pub use model::{
+    moe_model, moe_model_architecture, moe_model_default_params, moe_model_eos_tokens,
+    moe_model_family, moe_model_free, moe_model_load, moe_model_max_context, moe_model_params,
+    moe_model_vocab_size, moe_progress_fn,
+};
+pub use sampler::{
+    moe_sampler, moe_sampler_default_params, moe_sampler_free, moe_sampler_new, moe_sampler_params,
+    moe_sampler_sample,
+};
+pub use session::{
+    moe_session, moe_session_decode, moe_session_default_params, moe_session_free,
+    moe_session_kv_cache_bytes, moe_session_len, moe_session_max_context, moe_session_new,
+    moe_session_params, moe_session_prefill, moe_session_reset, moe_session_tokens,
+    moe_session_truncate,
+};
+pub use status::{moe_status, moe_status_str, ALL_STATUSES};
+pub use version::moe_version;

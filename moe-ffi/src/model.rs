@@ -1,0 +1,262 @@
+//! `moe_model`: a loaded checkpoint, immutable and shared by sessions on any number of threads.
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::Arc;
+
+use moe_core::{LoadOptions, Model};
+
+use crate::args::{out_ptr, path_arg, write_out};
+use crate::boundary::ffi_boundary;
+use crate::handle::{self, Handle, Kind};
+use crate::last_error::{status_of, value_or, FfiResult};
+use crate::status::moe_status;
+
+// The C API lets several threads use one model at once; that needs a `Send + Sync` model.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Model>();
+    assert_send_sync::<moe_model>();
+};
+
+/// A loaded model (opaque). Immutable once loaded: every function taking a `const moe_model *` may be
+/// called from several threads at the same time. Sessions keep the weights alive, so the handle may
+/// be freed while sessions made from it are still in use.
+#[allow(non_camel_case_types)]
+pub struct moe_model {
+    pub(crate) model: Arc<Model>,
+    architecture: CString,
+    family: CString,
+    eos: Vec<u32>,
+}
+
+impl Handle for moe_model {
+    const KIND: Kind = Kind::Model;
+    const NAME: &'static str = "moe_model";
+}
+
+/// Called while a model loads, after each layer, with the layers done so far and the total.
+/// `user_data` is the pointer given in `moe_model_params`. It runs on the loading thread, must
+/// return normally (no longjmp, no C++ exception) and must not call `moe_model_free` on the model
+/// being loaded (it has no handle yet).
+#[allow(non_camel_case_types)]
+pub type moe_progress_fn =
+    Option<unsafe extern "C" fn(layers_done: usize, layers_total: usize, user_data: *mut c_void)>;
+
+/// Options of `moe_model_load`. Get the defaults from `moe_model_default_params()` and change
+/// fields, so programs keep compiling when fields are added.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+#[allow(non_camel_case_types)]
+pub struct moe_model_params {
+    /// Progress callback, or NULL for none (the default).
+    pub progress: moe_progress_fn,
+    /// Passed unchanged to `progress`; the library never dereferences it.
+    pub progress_user_data: *mut c_void,
+}
+
+/// The default model parameters: no progress callback.
+///
+/// Thread-safety: may be called from any thread.
+#[no_mangle]
+pub extern "C" fn moe_model_default_params() -> moe_model_params {
+    moe_model_params {
+        progress: None,
+        progress_user_data: std::ptr::null_mut(),
+    }
+}
+
+/// Loads the checkpoint directory `path` (config.json and safetensors, sharded or not).
+///
+/// `params` may be NULL for the defaults. On success `*out` receives a new model that the caller owns
+/// and releases with `moe_model_free`. On failure `*out` is left untouched and `moe_last_error()`
+/// says why (e.g. `MOE_ERR_NOT_FOUND`, `MOE_ERR_UNSUPPORTED_ARCHITECTURE`).
+///
+/// The safetensors files are memory-mapped: they must not be modified or truncated while the model
+/// (or any session made from it) lives. Thread-safety: may be called from any thread; loads on
+/// different threads are independent.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string; `params` NULL or a valid `moe_model_params`;
+/// `out` NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_load(
+    path: *const c_char,
+    params: *const moe_model_params,
+    out: *mut *mut moe_model,
+) -> moe_status {
+    ffi_boundary! {
+        status_of(|| {
+            // SAFETY: `path` is NULL or NUL-terminated (caller's promise); NULL is refused.
+            let dir = unsafe { path_arg(path, "path") }?;
+            let out = out_ptr(out, "out")?;
+            // SAFETY: `params` is NULL or points to a valid `moe_model_params` (caller's promise).
+            let params = unsafe { params.as_ref() }
+                .copied()
+                .unwrap_or_else(|| moe_model_default_params());
+            let mut report = |done: usize, total: usize| {
+                if let Some(f) = params.progress {
+                    // SAFETY: the caller supplied `f` as a function of this signature and vouches
+                    // for its user data.
+                    unsafe { f(done, total, params.progress_user_data) }
+                }
+            };
+            let opts = LoadOptions {
+                progress: params
+                    .progress
+                    .is_some()
+                    .then_some(&mut report as &mut dyn FnMut(usize, usize)),
+            };
+            let model = Model::load_with(&dir, opts)?;
+            let handle = handle::register(moe_model::new(model));
+            // SAFETY: `out` was checked by `out_ptr`; written only on success.
+            unsafe { write_out(out, handle) };
+            Ok(())
+        })
+    }
+}
+
+impl moe_model {
+    fn new(model: Model) -> Self {
+        let c = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
+        moe_model {
+            architecture: c(&model.config.architecture),
+            family: c(model.config.family.name()),
+            eos: model.config.eos_token_ids.clone(),
+            model: Arc::new(model),
+        }
+    }
+}
+
+/// Frees a model handle. NULL is a no-op. Sessions already made from the model keep working (they
+/// hold the weights); strings returned for this model become invalid. A pointer that is not a live
+/// model (e.g. freed twice) is left alone and reported through `moe_last_error()`.
+///
+/// Thread-safety: no other call may be using this handle at the same time.
+///
+/// # Safety
+/// `model` must be NULL or a pointer returned by `moe_model_load`.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_free(model: *mut moe_model) {
+    ffi_boundary! {
+        value_or((), || {
+            // SAFETY: not used concurrently (documented contract); the registry refuses stale
+            // pointers.
+            unsafe { handle::release(model, "model") }
+        })
+    }
+}
+
+/// The model behind a live handle.
+///
+/// # Safety
+/// `model` must not be freed during the borrow.
+pub(crate) unsafe fn model_ref<'a>(model: *const moe_model) -> FfiResult<&'a moe_model> {
+    // SAFETY: the registry checks the handle; not freed meanwhile (caller's promise).
+    unsafe { handle::get(model, "model") }
+}
+
+/// The vocabulary size: valid token ids are `0 .. vocab_size - 1`, and logits arrays hold this many
+/// floats per position. Returns 0 (and sets `moe_last_error()`) if `model` is not a live model.
+///
+/// Thread-safety: may be called from any thread, concurrently with other calls on the model.
+///
+/// # Safety
+/// `model` must be NULL or a model handle not being freed during the call.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_vocab_size(model: *const moe_model) -> u32 {
+    ffi_boundary! {
+        value_or(0, || {
+            // SAFETY: forwarded caller promise.
+            let m = unsafe { model_ref(model) }?;
+            Ok(m.model.vocab_size() as u32)
+        })
+    }
+}
+
+/// The model's maximum context (`max_position_embeddings`), the default `max_context` of its
+/// sessions. Returns 0 (and sets `moe_last_error()`) if `model` is not a live model.
+///
+/// Thread-safety: may be called from any thread, concurrently with other calls on the model.
+///
+/// # Safety
+/// `model` must be NULL or a model handle not being freed during the call.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_max_context(model: *const moe_model) -> usize {
+    ffi_boundary! {
+        value_or(0, || {
+            // SAFETY: forwarded caller promise.
+            let m = unsafe { model_ref(model) }?;
+            Ok(m.model.config.max_position_embeddings)
+        })
+    }
+}
+
+/// The architecture name from config.json (`architectures[0]`, e.g. "DeepseekV3ForCausalLM").
+/// Returns NULL (and sets `moe_last_error()`) if `model` is not a live model.
+///
+/// Ownership: the string belongs to the model handle and stays valid until `moe_model_free`; do not
+/// free it. Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// `model` must be NULL or a model handle not being freed during the call.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_architecture(model: *const moe_model) -> *const c_char {
+    ffi_boundary! {
+        value_or(std::ptr::null(), || {
+            // SAFETY: forwarded caller promise.
+            let m = unsafe { model_ref(model) }?;
+            Ok(m.architecture.as_ptr())
+        })
+    }
+}
+
+/// The model family as the engine names it (the canonical `model_type`, e.g. "deepseek_v3").
+/// Returns NULL (and sets `moe_last_error()`) if `model` is not a live model.
+///
+/// Ownership: the string belongs to the model handle and stays valid until `moe_model_free`; do not
+/// free it. Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// `model` must be NULL or a model handle not being freed during the call.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_family(model: *const moe_model) -> *const c_char {
+    ffi_boundary! {
+        value_or(std::ptr::null(), || {
+            // SAFETY: forwarded caller promise.
+            let m = unsafe { model_ref(model) }?;
+            Ok(m.family.as_ptr())
+        })
+    }
+}
+
+/// The end-of-sequence token ids (from generation_config.json / config.json; possibly none).
+/// On success `*tokens` points to `*n_tokens` ids (NULL when there are none). On failure both are left untouched.
+///
+/// Ownership: the array belongs to the model handle and stays valid until `moe_model_free`; do not
+/// free it. Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// `model` must be NULL or a model handle not being freed during the call; `tokens` and `n_tokens`
+/// NULL or valid for one write each.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_eos_tokens(
+    model: *const moe_model,
+    tokens: *mut *const u32,
+    n_tokens: *mut usize,
+) -> moe_status {
+    ffi_boundary! {
+        status_of(|| {
+            // SAFETY: forwarded caller promise.
+            let m = unsafe { model_ref(model) }?;
+            let tokens = out_ptr(tokens, "tokens")?;
+            let n_tokens = out_ptr(n_tokens, "n_tokens")?;
+            let ptr = if m.eos.is_empty() { std::ptr::null() } else { m.eos.as_ptr() };
+            // SAFETY: both checked by `out_ptr`; written only once everything is checked.
+            unsafe {
+                write_out(tokens, ptr);
+                write_out(n_tokens, m.eos.len());
+            }
+            Ok(())
+        })
+    }
+}

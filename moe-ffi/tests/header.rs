@@ -1,0 +1,63 @@
+//! The committed header carries the version of Cargo.toml and declares every exported symbol.
+
+use std::path::Path;
+
+fn header() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/moe.h");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn define(h: &str, name: &str) -> String {
+    let prefix = format!("#define {name} ");
+    h.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("moe.h lacks {name}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn version_macros_come_from_cargo_toml() {
+    let h = header();
+    assert_eq!(
+        define(&h, "MOE_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MAJOR")
+    );
+    assert_eq!(
+        define(&h, "MOE_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    );
+    assert_eq!(
+        define(&h, "MOE_VERSION_PATCH"),
+        env!("CARGO_PKG_VERSION_PATCH")
+    );
+    assert_eq!(
+        define(&h, "MOE_VERSION_STRING"),
+        format!("\"{}\"", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn exported_functions_are_declared() {
+    let h = header();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let mut lines = text.lines();
+        while let Some(l) = lines.next() {
+            if l.trim() != "#[no_mangle]" {
+                continue;
+            }
+            let sig = lines.next().unwrap();
+            let name = sig.split("fn ").nth(1).unwrap().split('(').next().unwrap();
+            assert!(name.starts_with("moe_"), "{name}: exports are named moe_*");
+            let declared = [" ", "*"]
+                .iter()
+                .any(|p| h.contains(&format!("{p}{name}(")));
+            assert!(declared, "moe.h lacks {name}");
+            n += 1;
+        }
+    }
+    assert!(n >= 20, "only {n} exports found");
+}
