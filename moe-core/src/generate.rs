@@ -57,7 +57,8 @@ impl Generator {
         };
         let token = self.sampler.sample(&logits, self.session.tokens());
         self.produced += 1;
-        let stop = self.opts.stop_tokens.contains(&token) || self.produced >= self.opts.max_new_tokens;
+        let stop =
+            self.opts.stop_tokens.contains(&token) || self.produced >= self.opts.max_new_tokens;
         if stop {
             // Record the token so the session holds the whole sequence, without computing unused logits.
             if self.session.len() < self.session.max_context() {

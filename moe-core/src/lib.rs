@@ -26,6 +26,7 @@ pub mod model;
 pub mod moe;
 pub mod sampler;
 pub mod session;
+pub mod text;
 pub mod weights;
 
 pub use attention::SparseMode;

@@ -27,20 +27,25 @@ impl GqaCache {
         self.v.append(v);
     }
 
-    /// Drops keys no query at position `>= len` can see.
-    pub fn evict(&mut self) {
-        let next = self.k.len();
-        let keep_from = match self.mask {
-            crate::config::AttentionMask::Causal => return,
+    /// First key a query at position `next` (or later) can see.
+    fn first_needed(&self, next: usize) -> usize {
+        match self.mask {
+            AttentionMask::Causal => 0,
             AttentionMask::SlidingWindow(w) => (next + 1).saturating_sub(w),
             AttentionMask::Chunked(c) => (next / c) * c,
-        };
+        }
+    }
+
+    /// Drops keys no query at position `>= len` can see.
+    pub fn evict(&mut self) {
+        let keep_from = self.first_needed(self.k.len());
         self.k.evict_before(keep_from);
         self.v.evict_before(keep_from);
     }
 
+    /// Fails if, after truncating to `len`, the next query would need keys already evicted.
     pub(crate) fn check_truncate(&self, len: usize) -> Result<()> {
-        self.k.check_truncate(len)
+        self.k.check_truncate(self.first_needed(len).min(len))
     }
 }
 
@@ -50,6 +55,7 @@ impl KvCache for GqaCache {
     }
 
     fn truncate(&mut self, len: usize) -> Result<()> {
+        self.check_truncate(len)?;
         self.k.truncate(len)?;
         self.v.truncate(len)
     }

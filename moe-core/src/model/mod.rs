@@ -14,6 +14,7 @@ use crate::cache::ModelCache;
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
+use crate::text::{GenerationConfig, Tokenizer};
 use crate::weights::{Checkpoint, WeightSource};
 
 /// Which logits a forward returns.
@@ -43,6 +44,9 @@ pub struct Model {
     pub layers: Vec<Block>,
     pub norm: RmsNorm,
     pub lm_head: Linear,
+    /// `generation_config.json` (empty when absent).
+    pub generation_config: GenerationConfig,
+    tokenizer: Option<Arc<Tokenizer>>,
     checkpoint: Arc<Checkpoint>,
 }
 
@@ -85,14 +89,38 @@ impl Model {
         } else {
             Linear::load(&root, "lm_head", h, v, false)?
         };
+        let tokenizer = Tokenizer::from_dir(dir)?.map(Arc::new);
+        let generation_config = GenerationConfig::load(dir)?;
         Ok(Model {
             config,
             embed_tokens,
             layers,
             norm,
             lm_head,
+            generation_config,
+            tokenizer,
             checkpoint,
         })
+    }
+
+    /// The tokenizer of the checkpoint directory, when it has a `tokenizer.json`.
+    pub fn tokenizer(&self) -> Option<&Arc<Tokenizer>> {
+        self.tokenizer.as_ref()
+    }
+
+    /// End-of-sequence ids: generation_config.json, else config.json, else the tokenizer's eos token.
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        if !self.generation_config.eos_token_ids.is_empty() {
+            return self.generation_config.eos_token_ids.clone();
+        }
+        if !self.config.eos_token_ids.is_empty() {
+            return self.config.eos_token_ids.clone();
+        }
+        self.tokenizer
+            .as_ref()
+            .and_then(|t| t.eos_token_id())
+            .into_iter()
+            .collect()
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -1,0 +1,161 @@
+//! Session behaviour: last vs all logits, reset, truncate, windowed caches, cache sizes.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{max_abs_diff, own_fixtures, Reference};
+use moe_core::config::AttentionConfig;
+use moe_core::{Error, LogitsMode, Model, Session, SessionParams, SparseMode};
+
+fn load(family: &str) -> (Arc<Model>, Reference) {
+    let dir = own_fixtures().join(family);
+    (
+        Arc::new(Model::load(&dir).unwrap()),
+        Reference::load(&dir.join("reference.safetensors")),
+    )
+}
+
+#[test]
+fn last_logits_equal_the_last_row_of_all() {
+    let (model, r) = load("qwen2_moe");
+    let ids = &r.ids["input_ids"];
+    let v = model.vocab_size();
+    let mut a = Session::new(model.clone(), &SessionParams::default()).unwrap();
+    let all = a.prefill(ids, LogitsMode::All).unwrap();
+    let mut b = Session::new(model, &SessionParams::default()).unwrap();
+    let last = b.prefill(ids, LogitsMode::Last).unwrap();
+    assert_eq!(last.len(), v);
+    assert!(max_abs_diff(&last, &all[(ids.len() - 1) * v..]) < 1e-5);
+}
+
+#[test]
+fn prefill_in_pieces_equals_one_prefill_and_reset_truncate_restore_state() {
+    for family in ["gpt_oss", "llama4_text", "deepseek_v32", "glm_moe_dsa"] {
+        let (model, r) = load(family);
+        let ids = &r.ids["input_ids"];
+        let (_, want) = r.f32("prefill_logits");
+        let v = model.vocab_size();
+        let mut s = Session::new(model, &SessionParams::default()).unwrap();
+        let mut got = s.prefill(&ids[..10], LogitsMode::All).unwrap();
+        got.extend(s.prefill(&ids[10..], LogitsMode::All).unwrap());
+        assert!(max_abs_diff(&got, want) < 1e-3, "{family}: chunked prefill");
+
+        s.reset();
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.kv_cache_bytes(), 0);
+        let again = s.prefill(ids, LogitsMode::All).unwrap();
+        assert!(max_abs_diff(&again, want) < 1e-3, "{family}: after reset");
+
+        // Truncate back to 20 tokens (inside every window of these fixtures? not for gpt-oss's window of 8).
+        match s.truncate(20) {
+            Ok(()) => {
+                assert_eq!(s.len(), 20);
+                let re = s.prefill(&ids[20..], LogitsMode::All).unwrap();
+                assert!(
+                    max_abs_diff(&re, &want[20 * v..]) < 1e-3,
+                    "{family}: after truncate"
+                );
+            }
+            Err(Error::InvalidArgument(_)) => {
+                assert_eq!(
+                    s.len(),
+                    ids.len(),
+                    "{family}: failed truncate changes nothing"
+                );
+                assert!(
+                    family == "gpt_oss" || family == "llama4_text",
+                    "{family}: only windowed caches refuse"
+                );
+            }
+            Err(e) => panic!("{family}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn windowed_caches_keep_only_what_future_queries_see() {
+    // gpt-oss: sliding window 8 on even layers; full attention on odd layers.
+    let (model, r) = load("gpt_oss");
+    let AttentionConfig::Gqa(g) = &model.config.attention else {
+        panic!()
+    };
+    let row = g.num_kv_heads * g.head_dim * 4 * 2; // K and V, f32
+    let ids = &r.ids["input_ids"];
+    let mut s = Session::new(model.clone(), &SessionParams::default()).unwrap();
+    s.prefill(ids, LogitsMode::None).unwrap();
+    let t = ids.len();
+    let windowed = model
+        .config
+        .layers
+        .iter()
+        .filter(|l| l.mask != moe_core::config::AttentionMask::Causal)
+        .count();
+    let full = model.config.num_layers - windowed;
+    let window = match model.config.layers[0].mask {
+        moe_core::config::AttentionMask::SlidingWindow(w) => w,
+        m => panic!("{m:?}"),
+    };
+    assert_eq!(
+        s.kv_cache_bytes(),
+        full * t * row + windowed * (window - 1) * row
+    );
+}
+
+#[test]
+fn mla_and_dsa_cache_hold_only_latent_rope_key_and_indexer_key() {
+    for family in ["deepseek_v2", "deepseek_v3", "deepseek_v32", "glm_moe_dsa"] {
+        let (model, r) = load(family);
+        let AttentionConfig::Mla(m) = &model.config.attention else {
+            panic!()
+        };
+        let ids = &r.ids["input_ids"];
+        let decode = &r.ids["decode_ids"];
+        let mut s = Session::new(model.clone(), &SessionParams::default()).unwrap();
+        s.prefill(ids, LogitsMode::None).unwrap();
+        for &d in decode {
+            s.decode(d).unwrap();
+        }
+        let tokens = ids.len() + decode.len();
+        let full_indexer_layers = model
+            .config
+            .layers
+            .iter()
+            .filter(|l| l.indexer == moe_core::config::IndexerRole::Full)
+            .count();
+        let per_token = model.config.num_layers * (m.kv_lora_rank + m.qk_rope_head_dim)
+            + full_indexer_layers * m.indexer.as_ref().map_or(0, |i| i.head_dim);
+        assert_eq!(s.kv_cache_bytes(), tokens * per_token * 4, "{family}");
+    }
+}
+
+#[test]
+fn dense_option_differs_from_sparse_only_past_index_topk() {
+    let (model, r) = load("deepseek_v32");
+    let topk = match &model.config.attention {
+        AttentionConfig::Mla(m) => m.indexer.as_ref().unwrap().topk,
+        _ => unreachable!(),
+    };
+    let ids = &r.ids["input_ids"];
+    let v = model.vocab_size();
+    let run = |mode| {
+        let mut s = Session::new(
+            model.clone(),
+            &SessionParams {
+                max_context: None,
+                sparse_mode: mode,
+            },
+        )
+        .unwrap();
+        s.prefill(ids, LogitsMode::All).unwrap()
+    };
+    let (sparse, dense) = (run(SparseMode::Sparse), run(SparseMode::Dense));
+    assert!(
+        max_abs_diff(&sparse[..topk * v], &dense[..topk * v]) < 1e-5,
+        "identical while T <= topk"
+    );
+    assert!(
+        max_abs_diff(&sparse, &dense) > 1e-3,
+        "sparse selection must matter past topk"
+    );
+}
