@@ -1,5 +1,8 @@
 //! A tiny `--flag value` parser shared by the examples (no dependency needed).
 
+// Each example includes this file and uses a different subset of it.
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 
 pub struct Args {
@@ -42,6 +45,16 @@ impl Args {
                 .parse()
                 .map_err(|_| format!("--{name}: cannot parse {v:?}")),
         }
+    }
+
+    /// An optional parsed value.
+    pub fn opt<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("--{name}: cannot parse {v:?}"))
+            })
+            .transpose()
     }
 
     /// A comma-separated list of token ids.

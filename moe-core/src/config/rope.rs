@@ -69,7 +69,7 @@ impl RopeConfig {
             None => RopeScaling::Default,
             Some(s) => parse_scaling(raw, &s, max_pos)?,
         };
-        if !(theta > 0.0) {
+        if theta.is_nan() || theta <= 0.0 {
             return Err(Error::InconsistentConfig(format!(
                 "rope_theta must be positive, got {theta}"
             )));

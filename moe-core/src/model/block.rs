@@ -13,7 +13,7 @@ use crate::weights::WeightSource;
 /// The feed-forward half of a block.
 #[derive(Debug, Clone)]
 pub enum FeedForward {
-    Dense(Mlp),
+    Dense(Box<Mlp>),
     Moe(Box<MoeBlock>),
 }
 
@@ -50,12 +50,12 @@ impl Block {
             }
         };
         let ffn = match layer.ffn {
-            FfnKind::Dense => FeedForward::Dense(Mlp::load(
+            FfnKind::Dense => FeedForward::Dense(Box::new(Mlp::load(
                 &src.pp(names.dense),
                 h,
                 cfg.intermediate_size,
                 ["gate_proj", "up_proj", "down_proj"],
-            )?),
+            )?)),
             FfnKind::Moe => FeedForward::Moe(Box::new(load_moe(src, cfg, names)?)),
         };
         Ok(Block {

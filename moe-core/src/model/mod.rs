@@ -17,6 +17,9 @@ use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
 use crate::text::{GenerationConfig, Tokenizer};
 use crate::weights::{Checkpoint, WeightSource};
 
+/// Observer of the residual stream: `(layer, x[T, H])`.
+pub type LayerHook<'a> = &'a mut dyn FnMut(usize, &[f32]);
+
 /// Which logits a forward returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogitsMode {
@@ -149,7 +152,7 @@ impl Model {
         cache: &mut ModelCache,
         logits: LogitsMode,
         mode: SparseMode,
-        mut hook: Option<&mut dyn FnMut(usize, &[f32])>,
+        mut hook: Option<LayerHook<'_>>,
     ) -> Vec<f32> {
         let t = ids.len();
         let h = self.config.hidden_size;
