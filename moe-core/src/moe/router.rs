@@ -197,6 +197,15 @@ mod tests {
     }
 
     #[test]
+    fn top_k_is_ordered_and_breaks_ties_towards_lower_index() {
+        let v = [0.5, 2.0, 0.5, 3.0, 0.5, -1.0];
+        assert_eq!(top_k_indices(&v, 3), vec![3, 1, 0]);
+        assert_eq!(top_k_indices(&v, 4), vec![3, 1, 0, 2]);
+        assert_eq!(top_k_indices(&v, 10).len(), 6);
+        assert!(top_k_indices(&v, 0).is_empty());
+    }
+
+    #[test]
     fn topk_softmax_normalises_over_selected_only() {
         let r = router(RouterKind::TopKSoftmax, 2, None).route(&[0.0, 1.0, 1.0, -3.0]);
         assert_eq!(

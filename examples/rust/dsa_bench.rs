@@ -1,0 +1,155 @@
+//! Decode-step time against context length for DeepSeek sparse attention (DSA) versus the dense option,
+//! on a synthetic model with DeepSeek-V3.2 attention dimensions (hidden 7168, 128 heads, q LoRA 1536,
+//! kv LoRA 512, rope 64, nope 128, v 128, indexer 64 heads × 128, top-2048) and a few layers.
+//!
+//! ```text
+//! cargo run --release --example dsa_bench -- [--layers 2] [--contexts 1024,4096,16384,32768] [--reps 3] [--dir /tmp/moe-dsa-bench]
+//! ```
+//! The caches are filled with random latent / rope / indexer rows (what a prefill would leave, without
+//! spending minutes on one), then one token is decoded at position `context` in each mode; medians of
+//! `--reps` runs. Prints a markdown table.
+
+#[path = "common/args.rs"]
+mod args;
+#[path = "common/synthetic.rs"]
+mod synthetic;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use moe_core::cache::LayerCache;
+use moe_core::{LogitsMode, Model, SparseMode};
+
+fn v32_config(layers: usize) -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["DeepseekV32ForCausalLM"], "model_type": "deepseek_v32",
+        "vocab_size": 1024, "hidden_size": 7168, "intermediate_size": 256, "moe_intermediate_size": 256,
+        "num_hidden_layers": layers, "first_k_dense_replace": layers,
+        "num_attention_heads": 128, "num_key_value_heads": 128,
+        "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+        "index_n_heads": 64, "index_head_dim": 128, "index_topk": 2048,
+        "n_routed_experts": 8, "num_experts_per_tok": 2, "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
+        "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "max_position_embeddings": 163840,
+        "torch_dtype": "bfloat16"
+    })
+}
+
+fn v32_tensors(layers: usize) -> BTreeMap<String, Vec<usize>> {
+    let (h, v, inter) = (7168, 1024, 256);
+    let mut t = BTreeMap::new();
+    t.insert("model.embed_tokens.weight".into(), vec![v, h]);
+    t.insert("model.norm.weight".into(), vec![h]);
+    t.insert("lm_head.weight".into(), vec![v, h]);
+    for l in 0..layers {
+        let p = format!("model.layers.{l}");
+        let a = format!("{p}.self_attn");
+        for (name, shape) in [
+            ("input_layernorm.weight", vec![h]),
+            ("post_attention_layernorm.weight", vec![h]),
+            ("mlp.gate_proj.weight", vec![inter, h]),
+            ("mlp.up_proj.weight", vec![inter, h]),
+            ("mlp.down_proj.weight", vec![h, inter]),
+        ] {
+            t.insert(format!("{p}.{name}"), shape);
+        }
+        for (name, shape) in [
+            ("q_a_proj.weight", vec![1536, h]),
+            ("q_a_layernorm.weight", vec![1536]),
+            ("q_b_proj.weight", vec![128 * 192, 1536]),
+            ("kv_a_proj_with_mqa.weight", vec![512 + 64, h]),
+            ("kv_a_layernorm.weight", vec![512]),
+            ("kv_b_proj.weight", vec![128 * 256, 512]),
+            ("o_proj.weight", vec![h, 128 * 128]),
+            ("indexer.wq_b.weight", vec![64 * 128, 1536]),
+            ("indexer.wk.weight", vec![128, h]),
+            ("indexer.k_norm.weight", vec![128]),
+            ("indexer.k_norm.bias", vec![128]),
+            ("indexer.weights_proj.weight", vec![64, h]),
+        ] {
+            t.insert(format!("{a}.{name}"), shape);
+        }
+    }
+    t
+}
+
+/// Fills every layer's caches with `n` random rows.
+fn fill(cache: &mut moe_core::cache::ModelCache, n: usize, rng: &mut synthetic::Rng) {
+    let rows = |width: usize, rng: &mut synthetic::Rng| -> Vec<f32> {
+        (0..n * width).map(|_| rng.uniform(1.7)).collect()
+    };
+    for layer in &mut cache.layers {
+        if let LayerCache::Mla { mla, indexer } = layer {
+            let (c, r) = (mla.latent.width(), mla.k_pe.width());
+            mla.append(&rows(c, rng), &rows(r, rng));
+            if let Some(ix) = indexer {
+                let w = ix.keys.width();
+                ix.keys.append(&rows(w, rng));
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn run() -> Result<(), String> {
+    let args = args::Args::parse(&[])?;
+    let layers: usize = args.parse_or("layers", 2)?;
+    let reps: usize = args.parse_or("reps", 3)?;
+    let contexts: Vec<usize> = args
+        .ids("contexts")?
+        .map(|v| v.into_iter().map(|x| x as usize).collect())
+        .unwrap_or_else(|| vec![1024, 4096, 16384, 32768]);
+    let dir = args
+        .get("dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("moe-dsa-bench-{layers}")));
+    if !dir.join("model.safetensors").is_file() {
+        eprintln!(
+            "writing synthetic V3.2-attention checkpoint ({layers} layers) to {}",
+            dir.display()
+        );
+        synthetic::write_checkpoint(&dir, &v32_config(layers), &v32_tensors(layers), 1)
+            .map_err(|e| e.to_string())?;
+    }
+    let model = Model::load(&dir).map_err(|e| e.to_string())?;
+    println!("| context | DSA decode step (ms) | dense decode step (ms) | dense / DSA | KV cache per layer (MB) |");
+    println!("| ---: | ---: | ---: | ---: | ---: |");
+    let mut rng = synthetic::Rng::new(7);
+    for &ctx in &contexts {
+        let mut cache = model.new_cache();
+        fill(&mut cache, ctx, &mut rng);
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..reps {
+            // Alternate the modes so machine noise hits both alike.
+            for (m, mode) in [SparseMode::Sparse, SparseMode::Dense]
+                .into_iter()
+                .enumerate()
+            {
+                let t0 = Instant::now();
+                let logits = model.forward(&[1], ctx, &mut cache, LogitsMode::Last, mode, None);
+                times[m].push(t0.elapsed().as_secs_f64() * 1e3);
+                assert_eq!(logits.len(), 1024);
+                moe_core::KvCache::truncate(&mut cache, ctx).map_err(|e| e.to_string())?;
+            }
+        }
+        let (s, d) = (median(times[0].clone()), median(times[1].clone()));
+        let bytes = moe_core::KvCache::bytes(&cache) as f64 / layers as f64 / 1e6;
+        println!("| {ctx} | {s:.1} | {d:.1} | {:.2} | {bytes:.1} |", d / s);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
