@@ -1,1 +1,29 @@
-//! Python bindings for moe (built with maturin).
+//! Python bindings for moe: the private extension module `moe._native`.
+//!
+//! The public package `moe` (moe-py/python/moe) re-exports these classes and defines the exception
+//! hierarchy in `moe.errors`; engine errors are mapped onto it in [`errors`]. All model compute runs
+//! with the GIL released, so one model can serve sessions on several Python threads.
+
+mod args;
+mod errors;
+mod json;
+mod model;
+mod session;
+mod stream;
+
+use pyo3::prelude::*;
+
+pub use model::PyModel;
+pub use session::PySession;
+pub use stream::PyTokenStream;
+
+/// The native half of the `moe` package.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyModel>()?;
+    m.add_class::<PySession>()?;
+    m.add_class::<PyTokenStream>()?;
+    m.add("__version__", moe_core::VERSION)?;
+    Ok(())
+}

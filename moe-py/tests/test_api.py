@@ -1,0 +1,163 @@
+"""The Python API: model properties, session bookkeeping, generation options, progress callbacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TOL, fixture_dir, load_model, load_reference
+
+import moe
+
+
+def test_version():
+    assert isinstance(moe.__version__, str) and moe.__version__.count(".") == 2
+
+
+def test_model_properties(model):
+    config = json.loads((fixture_dir("deepseek_v3") / "config.json").read_text())
+    assert model.vocab_size == config["vocab_size"]
+    assert model.architecture == config["architectures"][0] == "DeepseekV3ForCausalLM"
+    assert model.family == "deepseek_v3"
+    assert model.config == config
+    model.config["vocab_size"] = -1  # a copy: the model is unaffected
+    assert model.config["vocab_size"] == config["vocab_size"]
+    assert model.num_layers == config["num_hidden_layers"]
+    assert model.hidden_size == config["hidden_size"]
+    assert model.max_position_embeddings == config["max_position_embeddings"]
+    assert model.checkpoint_bytes > 0
+    assert Path(model.path) == fixture_dir("deepseek_v3")
+    assert isinstance(model.eos_token_ids, list)
+    assert "DeepseekV3ForCausalLM" in repr(model)
+
+
+def test_model_accepts_str_and_pathlike():
+    a = moe.Model(str(fixture_dir("gpt_oss")))
+    b = moe.Model(fixture_dir("gpt_oss"))
+    assert a.config == b.config
+
+
+def test_progress_callback_sees_every_layer():
+    calls = []
+    model = moe.Model(fixture_dir("qwen3_moe"), progress=lambda done, total: calls.append((done, total)))
+    n = model.num_layers
+    assert calls == [(i, n) for i in range(1, n + 1)]
+
+
+def test_progress_callback_error_propagates():
+    def boom(done, total):
+        raise KeyError("stop loading")
+
+    with pytest.raises(KeyError, match="stop loading"):
+        moe.Model(fixture_dir("qwen3_moe"), progress=boom)
+
+
+def test_session_bookkeeping(model, reference):
+    ids = reference["input_ids"].tolist()
+    s = model.session(max_context=40)
+    assert isinstance(s, moe.Session)
+    assert len(s) == 0 and s.tokens == [] and s.max_context == 40
+    assert s.model is model
+    s.prefill(ids)
+    assert len(s) == len(ids) and s.tokens == ids
+    assert s.kv_cache_bytes > 0
+    s.truncate(5)
+    assert s.tokens == ids[:5]
+    s.reset()
+    assert len(s) == 0
+    # A reset session gives the same logits as a fresh one.
+    np.testing.assert_allclose(s.prefill(ids), reference["prefill_logits"][-1], rtol=0, atol=TOL)
+    assert "len=24" in repr(s)
+
+
+def test_truncate_then_redo_matches(model, reference):
+    ids = reference["input_ids"]
+    s = model.session()
+    s.prefill(ids)
+    s.truncate(len(ids) - 3)
+    again = s.prefill(ids[-3:], all_logits=True)
+    np.testing.assert_allclose(again, reference["prefill_logits"][-3:], rtol=0, atol=TOL)
+
+
+def test_session_constructor_and_defaults():
+    model = moe.Model(fixture_dir("deepseek_v3"), max_context=12)
+    assert model.session().max_context == 12
+    assert moe.Session(model).max_context == 12
+    assert moe.Session(model, max_context=7).max_context == 7
+    with pytest.raises(moe.ContextFullError):
+        list(model.generate(list(range(10)), max_new_tokens=5, stop=[]))
+
+
+def test_dense_mode_runs_dsa_model():
+    model, ref = load_model("deepseek_v32"), load_reference("deepseek_v32")
+    dense = model.session(sparse=False).prefill(ref["input_ids"])
+    assert dense.shape == (model.vocab_size,)
+    assert np.isfinite(dense).all()
+
+
+def test_returned_arrays_are_owned_and_writable(model, reference):
+    s = model.session()
+    a = s.prefill(reference["input_ids"])
+    a[:] = 0  # the caller owns the array
+    b = s.decode(1)
+    assert b.flags.writeable and b.flags.c_contiguous and np.any(b != 0)
+    all_rows = model.session().prefill(reference["input_ids"], all_logits=True)
+    assert all_rows.flags.c_contiguous
+
+
+def test_generate_stops_at_stop_token_and_yields_it(model, reference):
+    want = reference["decode_ids"].tolist()
+    stop = want[2]
+    assert stop not in want[:2]
+    assert list(model.generate(reference["input_ids"], stop=stop, max_new_tokens=8)) == want[:3]
+    assert list(model.generate(reference["input_ids"], stop=[999, stop], max_new_tokens=8)) == want[:3]
+
+
+def test_generate_default_stop_is_eos(model, reference):
+    want = reference["decode_ids"].tolist()
+    eos = set(model.eos_token_ids)
+    got = list(model.generate(reference["input_ids"], max_new_tokens=len(want)))
+    cut = next((i + 1 for i, t in enumerate(want) if t in eos), len(want))
+    assert got == want[:cut]
+
+
+def test_generate_max_new_tokens(model, reference):
+    assert list(model.generate(reference["input_ids"], max_new_tokens=0)) == []
+    assert len(list(model.generate(reference["input_ids"], max_new_tokens=3, stop=[]))) == 3
+
+
+def test_generate_is_a_lazy_iterator_with_close(model, reference):
+    stream = model.generate(reference["input_ids"], max_new_tokens=8, stop=[])
+    assert iter(stream) is stream
+    first = next(stream)
+    assert first == reference["decode_ids"][0]
+    stream.close()
+    assert list(stream) == []
+    assert stream.produced == 1 and stream.prompt_len == len(reference["input_ids"])
+
+
+def test_sampling_is_seeded(model, reference):
+    kw = dict(max_new_tokens=12, temperature=1.5, top_k=50, top_p=0.95, min_p=0.01, stop=[])
+    a = list(model.generate(reference["input_ids"], seed=7, **kw))
+    b = list(model.generate(reference["input_ids"], seed=7, **kw))
+    assert a == b
+    assert all(0 <= t < model.vocab_size for t in a)
+    runs = {tuple(model.generate(reference["input_ids"], seed=s, **kw)) for s in range(6)}
+    assert len(runs) > 1, "different seeds should give different samples at temperature 1.5"
+
+
+def test_top_k_one_is_greedy(model, reference):
+    want = reference["decode_ids"].tolist()
+    got = list(model.generate(reference["input_ids"], temperature=1.0, top_k=1, max_new_tokens=len(want), stop=[]))
+    assert got == want
+
+
+def test_repetition_penalty_changes_greedy_output(model, reference):
+    want = reference["decode_ids"].tolist()
+    got = list(
+        model.generate(reference["input_ids"], repetition_penalty=50.0, max_new_tokens=len(want), stop=[])
+    )
+    assert not set(got) & set(reference["input_ids"].tolist())
+    assert got != want or not set(want) & set(reference["input_ids"].tolist())
