@@ -118,6 +118,18 @@ enum moe_status
    * An engine error this version of the C API has no specific status for.
    */
   MOE_ERR_OTHER = 19,
+  /**
+   * A caller buffer is too short; the call wrote the size needed to its length out-parameter.
+   */
+  MOE_ERR_BUFFER_TOO_SMALL = 20,
+  /**
+   * The model directory has no tokenizer.json, so text cannot be encoded or decoded.
+   */
+  MOE_ERR_NO_TOKENIZER = 21,
+  /**
+   * The session is generating: called from inside its own generation callback.
+   */
+  MOE_ERR_BUSY = 22,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -146,31 +158,6 @@ typedef struct moe_sampler moe_sampler;
  * a shared model in parallel.
  */
 typedef struct moe_session moe_session;
-
-/**
- * Called while a model loads, after each layer, with the layers done so far and the total.
- * `user_data` is the pointer given in `moe_model_params`. It runs on the loading thread, must
- * return normally (no longjmp, no C++ exception) and must not call `moe_model_free` on the model
- * being loaded (it has no handle yet).
- */
-typedef void (*moe_progress_fn)(size_t layers_done,
-                                size_t layers_total,
-                                void *user_data);
-
-/**
- * Options of `moe_model_load`. Get the defaults from `moe_model_default_params()` and change
- * fields, so programs keep compiling when fields are added.
- */
-typedef struct moe_model_params {
-  /**
-   * Progress callback, or NULL for none (the default).
-   */
-  moe_progress_fn progress;
-  /**
-   * Passed unchanged to `progress`; the library never dereferences it.
-   */
-  void *progress_user_data;
-} moe_model_params;
 
 /**
  * Options of `moe_sampler_new`. Get the defaults from `moe_sampler_default_params()` and change
@@ -208,6 +195,92 @@ typedef struct moe_sampler_params {
 } moe_sampler_params;
 
 /**
+ * Options of `moe_session_generate` / `moe_session_generate_chat`. Start from
+ * `moe_generate_default_params()` or `moe_model_default_generate_params()` and change fields, so
+ * programs keep compiling when fields are added.
+ */
+typedef struct moe_generate_params {
+  /**
+   * Most tokens to generate.
+   */
+  size_t max_new_tokens;
+  /**
+   * How to pick each token (default: greedy).
+   */
+  struct moe_sampler_params sampler;
+  /**
+   * Generation ends before the first occurrence of any of these NUL-terminated UTF-8 strings (the
+   * stop string itself is not delivered). NULL when `n_stop_strings` is 0; read during the call only.
+   */
+  const char *const *stop_strings;
+  size_t n_stop_strings;
+  /**
+   * Generation ends after any of these token ids (delivered unless special and skipped). NULL when
+   * `n_stop_tokens` is 0; read during the call only.
+   */
+  const uint32_t *stop_tokens;
+  size_t n_stop_tokens;
+  /**
+   * Also stop at the model's end-of-sequence ids (`moe_model_eos_tokens`). Default true.
+   */
+  bool stop_at_eos;
+  /**
+   * Tokenize the prompt with the tokenizer's special tokens (e.g. BOS). Default true.
+   */
+  bool add_special_tokens;
+  /**
+   * Leave special tokens (e.g. end-of-sequence) out of the delivered text. Default true.
+   */
+  bool skip_special_tokens;
+} moe_generate_params;
+
+/**
+ * Receives each piece of generated text: `piece_len` bytes of complete UTF-8 at `piece`, followed by
+ * a NUL (so `piece` is also a C string when the text holds no NUL). `piece` is valid only during the
+ * call; copy it to keep it. Return true to go on, false to stop generation after this piece.
+ *
+ * It runs on the generating thread, must return normally (no longjmp, no C++ exception), and may use
+ * any handle except the generating session (such calls answer `MOE_ERR_BUSY`).
+ */
+typedef bool (*moe_piece_fn)(const char *piece,
+                             size_t piece_len,
+                             void *user_data);
+
+/**
+ * One chat turn: a role ("system", "user", "assistant", ...) and its text, both NUL-terminated
+ * UTF-8. The library only reads them during the call.
+ */
+typedef struct moe_chat_message {
+  const char *role;
+  const char *content;
+} moe_chat_message;
+
+/**
+ * Called while a model loads, after each layer, with the layers done so far and the total.
+ * `user_data` is the pointer given in `moe_model_params`. It runs on the loading thread, must
+ * return normally (no longjmp, no C++ exception) and must not call `moe_model_free` on the model
+ * being loaded (it has no handle yet).
+ */
+typedef void (*moe_progress_fn)(size_t layers_done,
+                                size_t layers_total,
+                                void *user_data);
+
+/**
+ * Options of `moe_model_load`. Get the defaults from `moe_model_default_params()` and change
+ * fields, so programs keep compiling when fields are added.
+ */
+typedef struct moe_model_params {
+  /**
+   * Progress callback, or NULL for none (the default).
+   */
+  moe_progress_fn progress;
+  /**
+   * Passed unchanged to `progress`; the library never dereferences it.
+   */
+  void *progress_user_data;
+} moe_model_params;
+
+/**
  * Options of `moe_session_new`. Get the defaults from `moe_session_default_params()` and change
  * fields, so programs keep compiling when fields are added.
  */
@@ -226,6 +299,76 @@ typedef struct moe_session_params {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Generation defaults that do not depend on a model: 128 tokens, greedy, stop at end-of-sequence,
+ * special tokens added to the prompt and left out of the text.
+ *
+ * Thread-safety: may be called from any thread.
+ */
+struct moe_generate_params moe_generate_default_params(void);
+
+/**
+ * The model's generation defaults: `moe_generate_default_params()` with the sampling settings and
+ * `max_new_tokens` of its generation_config.json where it gives them (greedy unless it sets
+ * `do_sample`). Writes `*out` on success only.
+ *
+ * Thread-safety: may be called from any thread.
+ *
+ * # Safety
+ * `model` must be NULL or a model handle not being freed during the call; `out` NULL or valid for
+ * one write.
+ */
+moe_status moe_model_default_generate_params(const struct moe_model *model,
+                                             struct moe_generate_params *out);
+
+/**
+ * Generates text after `prompt` (`prompt_len` bytes of UTF-8, no NUL needed), which is tokenized
+ * and fed after what the session already holds; each piece of new text goes to `on_piece` (may be
+ * NULL) with `user_data`, as it is produced. Ends at `max_new_tokens`, a stop string or token, or
+ * when `on_piece` returns false. `params` may be NULL for `moe_generate_default_params()`.
+ *
+ * On success the session holds the prompt and the generated tokens (read them with
+ * `moe_session_tokens`), and `*n_generated` (if not NULL) receives the number of tokens generated.
+ * Errors found before generation starts (`MOE_ERR_NO_TOKENIZER`, `MOE_ERR_EMPTY_PROMPT`,
+ * `MOE_ERR_CONTEXT_FULL`, invalid sampler parameters, ...) change nothing. An error during
+ * generation (e.g. the context fills up) ends it: the pieces already delivered stay delivered and
+ * the session keeps the tokens generated so far; `*n_generated` is not written.
+ *
+ * Ownership: all arguments stay the caller's; nothing is kept after the call. Thread-safety: one
+ * thread at a time per session; sessions of one model may generate in parallel.
+ *
+ * # Safety
+ * `session` must be NULL or a session not used elsewhere during the call; `prompt` NULL or
+ * `prompt_len` readable bytes; `params` NULL or valid, with its arrays as documented; `on_piece`
+ * NULL or a function of that type; `n_generated` NULL or valid for one write.
+ */
+moe_status moe_session_generate(struct moe_session *session,
+                                const char *prompt,
+                                size_t prompt_len,
+                                const struct moe_generate_params *params,
+                                moe_piece_fn on_piece,
+                                void *user_data,
+                                size_t *n_generated);
+
+/**
+ * Like `moe_session_generate`, with the prompt made by the model's chat template from
+ * `n_messages` messages and the assistant's turn header (see `moe_model_apply_chat_template`).
+ * A model without a chat template answers `MOE_ERR_TOKENIZER`, changing nothing.
+ *
+ * Ownership and thread-safety as for `moe_session_generate`.
+ *
+ * # Safety
+ * As for `moe_session_generate`; `messages` NULL or `n_messages` messages with NUL-terminated
+ * strings.
+ */
+moe_status moe_session_generate_chat(struct moe_session *session,
+                                     const struct moe_chat_message *messages,
+                                     size_t n_messages,
+                                     const struct moe_generate_params *params,
+                                     moe_piece_fn on_piece,
+                                     void *user_data,
+                                     size_t *n_generated);
 
 /**
  * A message describing the last failed call on the calling thread; an empty string when no call
@@ -322,7 +465,8 @@ const char *moe_model_architecture(const struct moe_model *model);
 const char *moe_model_family(const struct moe_model *model);
 
 /**
- * The end-of-sequence token ids (from generation_config.json / config.json; possibly none).
+ * The end-of-sequence token ids (from generation_config.json, else config.json, else the
+ * tokenizer's eos token; possibly none).
  * On success `*tokens` points to `*n_tokens` ids (NULL when there are none). On failure both are left untouched.
  *
  * Ownership: the array belongs to the model handle and stays valid until `moe_model_free`; do not
@@ -539,6 +683,104 @@ moe_status moe_session_tokens(const struct moe_session *session,
  * Ownership: the string is static; do not free it. Thread-safety: may be called from any thread.
  */
 const char *moe_status_str(moe_status status);
+
+/**
+ * Whether the model directory has a tokenizer (tokenizer.json), which the text functions need.
+ * Returns false (and sets `moe_last_error()`) if `model` is not a live model.
+ *
+ * Thread-safety: may be called from any thread.
+ *
+ * # Safety
+ * `model` must be NULL or a model handle not being freed during the call.
+ */
+bool moe_model_has_tokenizer(const struct moe_model *model);
+
+/**
+ * Whether the model has a chat template (the `chat_template` of tokenizer_config.json).
+ * Returns false (and sets `moe_last_error()`) if `model` is not a live model.
+ *
+ * Thread-safety: may be called from any thread.
+ *
+ * # Safety
+ * `model` must be NULL or a model handle not being freed during the call.
+ */
+bool moe_model_has_chat_template(const struct moe_model *model);
+
+/**
+ * Encodes `text_len` bytes of UTF-8 `text` (no NUL needed) into token ids, with the tokenizer's
+ * special tokens (e.g. BOS) when `add_special_tokens`.
+ *
+ * Writes the ids to `tokens` (room for `capacity` ids) and their number to `*n_tokens`. If
+ * `capacity` is too small, only `*n_tokens` is written (the number needed) and the call answers
+ * `MOE_ERR_BUFFER_TOO_SMALL`: call with `tokens` NULL and `capacity` 0 to ask for the size.
+ * Other failures (`MOE_ERR_NO_TOKENIZER`, invalid UTF-8: `MOE_ERR_INVALID_ARGUMENT`) write nothing.
+ *
+ * Ownership: all buffers stay the caller's. Thread-safety: may be called from any thread,
+ * concurrently with other calls on the model.
+ *
+ * # Safety
+ * `model` must be NULL or a model handle not being freed during the call; `text` NULL or
+ * `text_len` readable bytes; `tokens` NULL or `capacity` writable ids; `n_tokens` NULL or valid
+ * for one write.
+ */
+moe_status moe_model_tokenize(const struct moe_model *model,
+                              const char *text,
+                              size_t text_len,
+                              bool add_special_tokens,
+                              uint32_t *tokens,
+                              size_t capacity,
+                              size_t *n_tokens);
+
+/**
+ * Decodes `n_tokens` ids into UTF-8 text, dropping special tokens (such as end-of-sequence) when
+ * `skip_special_tokens`.
+ *
+ * Writes the text and a terminating NUL to `text` (room for `capacity` bytes) and the text's length
+ * in bytes, without the NUL, to `*text_len`. If `capacity <= length`, only `*text_len` is written and
+ * the call answers `MOE_ERR_BUFFER_TOO_SMALL`: allocate `*text_len + 1` bytes and call again (call
+ * with `text` NULL and `capacity` 0 to ask for the size). Ids outside the tokenizer's vocabulary
+ * answer `MOE_ERR_TOKEN_OUT_OF_RANGE` and write nothing.
+ *
+ * Ownership: all buffers stay the caller's. Thread-safety: may be called from any thread,
+ * concurrently with other calls on the model.
+ *
+ * # Safety
+ * `model` must be NULL or a model handle not being freed during the call; `tokens` NULL or
+ * `n_tokens` readable ids; `text` NULL or `capacity` writable bytes; `text_len` NULL or valid for
+ * one write.
+ */
+moe_status moe_model_detokenize(const struct moe_model *model,
+                                const uint32_t *tokens,
+                                size_t n_tokens,
+                                bool skip_special_tokens,
+                                char *text,
+                                size_t capacity,
+                                size_t *text_len);
+
+/**
+ * Renders the model's chat template over `n_messages` messages, as Hugging Face's
+ * `apply_chat_template` does, ending with the assistant's turn header when
+ * `add_generation_prompt`. The result is the prompt text to tokenize (with `add_special_tokens`
+ * true, as the Rust API does) or to pass to `moe_session_generate`.
+ *
+ * Buffer convention as for `moe_model_detokenize`: text plus NUL into `text` (`capacity` bytes),
+ * the length without the NUL into `*text_len`; a short buffer gets only `*text_len` and
+ * `MOE_ERR_BUFFER_TOO_SMALL`. A model without a chat template answers `MOE_ERR_TOKENIZER`.
+ *
+ * Ownership: all buffers stay the caller's. Thread-safety: may be called from any thread.
+ *
+ * # Safety
+ * `model` must be NULL or a model handle not being freed during the call; `messages` NULL or
+ * `n_messages` messages with NUL-terminated strings; `text` NULL or `capacity` writable bytes;
+ * `text_len` NULL or valid for one write.
+ */
+moe_status moe_model_apply_chat_template(const struct moe_model *model,
+                                         const struct moe_chat_message *messages,
+                                         size_t n_messages,
+                                         bool add_generation_prompt,
+                                         char *text,
+                                         size_t capacity,
+                                         size_t *text_len);
 
 /**
  * The version of the library actually linked, "MAJOR.MINOR.PATCH" (compare with

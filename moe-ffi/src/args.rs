@@ -16,7 +16,7 @@ fn check_array<T>(ptr: *const T, len: usize, arg: &str) -> FfiResult<()> {
     }
     if len
         .checked_mul(size_of::<T>())
-        .map_or(true, |b| b > isize::MAX as usize)
+        .is_none_or(|b| b > isize::MAX as usize)
     {
         return Err(FfiError::invalid(format!(
             "argument `{arg}`: length {len} is too large"
@@ -102,6 +102,31 @@ pub unsafe fn path_arg(ptr: *const c_char, arg: &str) -> FfiResult<PathBuf> {
     }
 }
 
+/// `len` bytes of UTF-8 text at `ptr` (not necessarily NUL-terminated); `len == 0` needs no pointer.
+///
+/// # Safety
+/// When `len > 0` and `ptr` is not NULL, `ptr` must point to `len` readable bytes.
+pub unsafe fn text_arg<'a>(ptr: *const c_char, len: usize, arg: &str) -> FfiResult<&'a str> {
+    // SAFETY: forwarded caller promise.
+    let bytes = unsafe { array_in(ptr.cast::<u8>(), len, arg) }?;
+    std::str::from_utf8(bytes)
+        .map_err(|e| FfiError::invalid(format!("argument `{arg}` is not valid UTF-8: {e}")))
+}
+
+/// A NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to a NUL-terminated string that outlives the borrow.
+pub unsafe fn cstr_arg<'a>(ptr: *const c_char, arg: &str) -> FfiResult<&'a str> {
+    if ptr.is_null() {
+        return Err(FfiError::null(arg));
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's promise.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|e| FfiError::invalid(format!("argument `{arg}` is not valid UTF-8: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +151,20 @@ mod tests {
         assert_eq!(e.status, moe_status::MOE_ERR_INVALID_ARGUMENT);
         // SAFETY: refused before use (length overflows).
         assert!(unsafe { array_in(v.as_ptr(), usize::MAX / 2, "a") }.is_err());
+    }
+
+    #[test]
+    fn text_must_be_utf8() {
+        let bad = [b'a', 0xff];
+        // SAFETY: literal arrays of the stated lengths; NUL-terminated C literals.
+        unsafe {
+            assert_eq!(text_arg(c"ab".as_ptr(), 2, "t").unwrap(), "ab");
+            assert_eq!(text_arg(std::ptr::null(), 0, "t").unwrap(), "");
+            assert!(text_arg(bad.as_ptr().cast(), 2, "t").is_err());
+            assert_eq!(cstr_arg(c"\u{e9}".as_ptr(), "t").unwrap(), "\u{e9}");
+            assert!(cstr_arg(std::ptr::null(), "t").is_err());
+            assert!(cstr_arg(c"\xff".as_ptr(), "t").is_err());
+        }
     }
 
     #[test]

@@ -22,6 +22,12 @@ impl OnPanic for () {
     fn on_panic() -> Self {}
 }
 
+impl OnPanic for bool {
+    fn on_panic() -> Self {
+        false
+    }
+}
+
 impl OnPanic for u32 {
     fn on_panic() -> Self {
         0

@@ -6,14 +6,21 @@
 
 mod args;
 mod boundary;
+pub mod generate;
 mod handle;
 mod last_error;
 pub mod model;
+mod out_buffer;
 pub mod sampler;
 pub mod session;
 pub mod status;
+pub mod text;
 pub mod version;
 
+pub use generate::{
+    moe_generate_default_params, moe_generate_params, moe_model_default_generate_params,
+    moe_piece_fn, moe_session_generate, moe_session_generate_chat,
+};
 pub use last_error::moe_last_error;
 pub use model::{
     moe_model, moe_model_architecture, moe_model_default_params, moe_model_eos_tokens,
@@ -31,4 +38,8 @@ pub use session::{
     moe_session_truncate,
 };
 pub use status::{moe_status, moe_status_str, ALL_STATUSES};
+pub use text::{
+    moe_chat_message, moe_model_apply_chat_template, moe_model_detokenize,
+    moe_model_has_chat_template, moe_model_has_tokenizer, moe_model_tokenize,
+};
 pub use version::moe_version;

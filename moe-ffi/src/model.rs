@@ -121,7 +121,7 @@ impl moe_model {
         moe_model {
             architecture: c(&model.config.architecture),
             family: c(model.config.family.name()),
-            eos: model.config.eos_token_ids.clone(),
+            eos: model.eos_token_ids(),
             model: Arc::new(model),
         }
     }
@@ -229,7 +229,8 @@ pub unsafe extern "C" fn moe_model_family(model: *const moe_model) -> *const c_c
     }
 }
 
-/// The end-of-sequence token ids (from generation_config.json / config.json; possibly none).
+/// The end-of-sequence token ids (from generation_config.json, else config.json, else the
+/// tokenizer's eos token; possibly none).
 /// On success `*tokens` points to `*n_tokens` ids (NULL when there are none). On failure both are left untouched.
 ///
 /// Ownership: the array belongs to the model handle and stays valid until `moe_model_free`; do not

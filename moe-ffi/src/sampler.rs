@@ -58,20 +58,25 @@ impl From<moe_sampler_params> for SamplerParams {
     }
 }
 
+impl From<SamplerParams> for moe_sampler_params {
+    fn from(p: SamplerParams) -> Self {
+        moe_sampler_params {
+            temperature: p.temperature,
+            top_k: p.top_k.min(u32::MAX as usize) as u32,
+            top_p: p.top_p,
+            min_p: p.min_p,
+            repetition_penalty: p.repetition_penalty,
+            seed: p.seed,
+        }
+    }
+}
+
 /// The default sampler parameters: greedy, no filtering, no penalty, seed 0.
 ///
 /// Thread-safety: may be called from any thread.
 #[no_mangle]
 pub extern "C" fn moe_sampler_default_params() -> moe_sampler_params {
-    let d = SamplerParams::default();
-    moe_sampler_params {
-        temperature: d.temperature,
-        top_k: d.top_k as u32,
-        top_p: d.top_p,
-        min_p: d.min_p,
-        repetition_penalty: d.repetition_penalty,
-        seed: d.seed,
-    }
+    SamplerParams::default().into()
 }
 
 /// Makes a sampler. `params` may be NULL for the defaults (greedy). Out-of-range parameters fail

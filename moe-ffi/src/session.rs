@@ -15,6 +15,10 @@ use crate::status::moe_status;
 #[allow(non_camel_case_types)]
 pub struct moe_session {
     pub(crate) session: Session,
+    /// What the session was made with (to make an empty stand-in while a generation owns it).
+    pub(crate) params: SessionParams,
+    /// True while `moe_session_generate*` runs; calls from its callback are refused.
+    pub(crate) busy: bool,
 }
 
 impl Handle for moe_session {
@@ -79,7 +83,11 @@ pub unsafe extern "C" fn moe_session_new(
                 },
             };
             let session = Session::new(m.model.clone(), &params)?;
-            let handle = handle::register(moe_session { session });
+            let handle = handle::register(moe_session {
+                session,
+                params,
+                busy: false,
+            });
             // SAFETY: checked by `out_ptr`; written only on success.
             unsafe { write_out(out, handle) };
             Ok(())
@@ -98,29 +106,58 @@ pub unsafe extern "C" fn moe_session_new(
 pub unsafe extern "C" fn moe_session_free(session: *mut moe_session) {
     ffi_boundary! {
         value_or((), || {
+            if session.is_null() {
+                return Ok(());
+            }
             // SAFETY: not used concurrently (documented contract); the registry refuses stale
-            // pointers.
-            unsafe { handle::release(session, "session") }
+            // pointers, and a busy session is refused before release.
+            unsafe {
+                handle_mut(session)?;
+                handle::release(session, "session")
+            }
         })
     }
 }
 
-/// The session behind a live handle, for changing it.
+fn not_busy(h: &moe_session) -> FfiResult<()> {
+    if h.busy {
+        return Err(FfiError::new(
+            moe_status::MOE_ERR_BUSY,
+            "the session is generating; its generation callback may not use or free it",
+        ));
+    }
+    Ok(())
+}
+
+/// The handle object behind a live, idle session handle.
+///
+/// # Safety
+/// `session` must not be freed or used by another thread during the borrow.
+pub(crate) unsafe fn handle_mut<'a>(session: *mut moe_session) -> FfiResult<&'a mut moe_session> {
+    // SAFETY: the registry checks the handle; exclusive use is the caller's promise.
+    let h = unsafe { handle::get_mut(session, "session") }?;
+    not_busy(h)?;
+    Ok(h)
+}
+
+/// The session behind a live, idle handle, for changing it.
 ///
 /// # Safety
 /// `session` must not be freed or used by another thread during the borrow.
 unsafe fn session_mut<'a>(session: *mut moe_session) -> FfiResult<&'a mut Session> {
-    // SAFETY: the registry checks the handle; exclusive use is the caller's promise.
-    Ok(&mut unsafe { handle::get_mut(session, "session") }?.session)
+    // SAFETY: forwarded caller promise.
+    Ok(&mut unsafe { handle_mut(session) }?.session)
 }
 
-/// The session behind a live handle, for reading it.
+/// The session behind a live, idle handle, for reading it.
 ///
 /// # Safety
 /// `session` must not be freed or changed by another thread during the borrow.
 unsafe fn session_ref<'a>(session: *const moe_session) -> FfiResult<&'a Session> {
     // SAFETY: the registry checks the handle; no concurrent writer (caller's promise).
-    Ok(&unsafe { handle::get(session, "session") }?.session)
+    let h = unsafe { handle::get(session, "session") }?;
+    not_busy(h)?;
+    Ok(&h.session)
 }
 
 /// Which logits `logits_len` asks for when `n` tokens are fed.

@@ -49,12 +49,18 @@ pub enum moe_status {
     MOE_ERR_TOKENIZER = 18,
     /// An engine error this version of the C API has no specific status for.
     MOE_ERR_OTHER = 19,
+    /// A caller buffer is too short; the call wrote the size needed to its length out-parameter.
+    MOE_ERR_BUFFER_TOO_SMALL = 20,
+    /// The model directory has no tokenizer.json, so text cannot be encoded or decoded.
+    MOE_ERR_NO_TOKENIZER = 21,
+    /// The session is generating: called from inside its own generation callback.
+    MOE_ERR_BUSY = 22,
 }
 
 use moe_status::*;
 
 /// Every status, in value order (for tests and `moe_status_str`).
-pub const ALL_STATUSES: [moe_status; 20] = [
+pub const ALL_STATUSES: [moe_status; 23] = [
     MOE_OK,
     MOE_ERR_NULL_ARGUMENT,
     MOE_ERR_INVALID_HANDLE,
@@ -75,6 +81,9 @@ pub const ALL_STATUSES: [moe_status; 20] = [
     MOE_ERR_CONTEXT_FULL,
     MOE_ERR_TOKENIZER,
     MOE_ERR_OTHER,
+    MOE_ERR_BUFFER_TOO_SMALL,
+    MOE_ERR_NO_TOKENIZER,
+    MOE_ERR_BUSY,
 ];
 
 impl moe_status {
@@ -123,6 +132,9 @@ impl moe_status {
             MOE_ERR_CONTEXT_FULL => c"context full",
             MOE_ERR_TOKENIZER => c"tokenizer error",
             MOE_ERR_OTHER => c"other engine error",
+            MOE_ERR_BUFFER_TOO_SMALL => c"buffer too small (the size needed was written)",
+            MOE_ERR_NO_TOKENIZER => c"the model has no tokenizer",
+            MOE_ERR_BUSY => c"the session is busy generating",
         }
     }
 }
