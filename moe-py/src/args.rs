@@ -90,16 +90,6 @@ fn array_ids(array: &Bound<'_, PyUntypedArray>) -> PyResult<Vec<u32>> {
     }
 }
 
-/// Stop tokens: `None` means `default`, an int means that one id, else a sequence of ids.
-pub(crate) fn stop_ids(obj: Option<&Bound<'_, PyAny>>, default: &[u32]) -> PyResult<Vec<u32>> {
-    match obj {
-        None => Ok(default.to_vec()),
-        Some(o) if o.is_none() => Ok(default.to_vec()),
-        Some(o) if o.cast::<pyo3::types::PyInt>().is_ok() => Ok(vec![token_id(o)?]),
-        Some(o) => token_ids(o),
-    }
-}
-
 /// A count that must not be negative (`max_new_tokens`, `top_k`, ...).
 pub(crate) fn count(name: &str, v: i64) -> PyResult<usize> {
     usize::try_from(v).map_err(|_| PyValueError::new_err(format!("{name} must be >= 0, got {v}")))

@@ -8,14 +8,17 @@ mod args;
 mod errors;
 mod json;
 mod model;
+mod options;
 mod session;
 mod stream;
+mod text;
 
 use pyo3::prelude::*;
 
 pub use model::PyModel;
 pub use session::PySession;
 pub use stream::PyTokenStream;
+pub use text::{PyStreamDecoder, PyTextStream, PyTokenizer};
 
 /// The native half of the `moe` package.
 #[pymodule]
@@ -24,6 +27,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyModel>()?;
     m.add_class::<PySession>()?;
     m.add_class::<PyTokenStream>()?;
+    m.add_class::<PyTokenizer>()?;
+    m.add_class::<PyTextStream>()?;
+    m.add_class::<PyStreamDecoder>()?;
     m.add("__version__", moe_core::VERSION)?;
     Ok(())
 }

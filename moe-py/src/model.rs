@@ -3,18 +3,22 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 use moe_core::{LoadOptions, Model, SessionParams, SparseMode};
 
 use crate::args;
 use crate::errors::PyResultExt;
 use crate::json;
+use crate::options::GenArgs;
 use crate::session::PySession;
 use crate::stream::PyTokenStream;
+use crate::text::{chat_messages, tokenizer_of, PyTextStream, PyTokenizer};
 
-/// A model loaded from a Hugging Face checkpoint folder (`config.json` + safetensors).
+/// A model loaded from a Hugging Face checkpoint folder (`config.json` + safetensors, and
+/// `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` when present).
 ///
 /// The weights are memory-mapped and shared: make as many sessions as you like, on any thread.
 #[pyclass(module = "moe", name = "Model", frozen)]
@@ -23,6 +27,7 @@ pub struct PyModel {
     path: PathBuf,
     /// Defaults for sessions and generations made from this model.
     pub(crate) defaults: SessionParams,
+    tokenizer: Option<Py<PyTokenizer>>,
 }
 
 impl PyModel {
@@ -94,10 +99,15 @@ impl PyModel {
         if let Some(e) = callback_error {
             return Err(e);
         }
+        let tokenizer = match model.tokenizer() {
+            Some(t) => Some(Py::new(py, PyTokenizer { inner: t.clone() })?),
+            None => None,
+        };
         Ok(PyModel {
             inner: Arc::new(model),
             path,
             defaults,
+            tokenizer,
         })
     }
 
@@ -131,10 +141,11 @@ impl PyModel {
         Ok(json::to_py(py, &self.inner.config.raw)?.cast_into::<PyDict>()?)
     }
 
-    /// End-of-sequence token ids: generation stops after one of these unless told otherwise.
+    /// End-of-sequence token ids (generation_config.json, else config.json, else the tokenizer's):
+    /// generation stops after one of these unless told otherwise.
     #[getter]
     fn eos_token_ids(&self) -> Vec<u32> {
-        self.inner.config.eos_token_ids.clone()
+        self.inner.eos_token_ids()
     }
 
     /// Beginning-of-sequence token id, when the config names one.
@@ -177,47 +188,145 @@ impl PyModel {
         PySession::create(slf, max_context, sparse)
     }
 
-    /// Generates after `ids`, yielding each new token id as it is produced.
+    /// Generates after `prompt`, streaming the result as it is produced.
     ///
-    /// `temperature=0.0` (the default) is greedy; `top_k=0`, `top_p=1.0`, `min_p=0.0` and
-    /// `repetition_penalty=1.0` switch those filters off. `seed=None` picks a random seed. `stop` is a
-    /// token id or a list of them (`None`: the model's `eos_token_ids`; `[]`: none); the stop token is
-    /// yielded. The prompt is processed before this returns, so bad input raises here.
+    /// Given token ids (a list of ints or a 1-D integer numpy array) it returns a `TokenStream` of
+    /// ids; given a `str` it returns a `TextStream` of text pieces (the model needs a tokenizer).
+    /// Sampling arguments left as `None` take the checkpoint's generation_config.json defaults, else
+    /// greedy; `temperature=0.0` is greedy; `top_k=0`, `top_p=1.0`, `min_p=0.0` and
+    /// `repetition_penalty=1.0` switch those filters off; `seed=None` picks a random seed.
+    /// `stop` is a token id, a string or a list of them: generation ends after a stop token (yielded)
+    /// or before a stop string (not yielded; text only). The model's `eos_token_ids` stop it too
+    /// unless `ignore_eos=True`. The prompt is processed before this returns, so bad input raises here.
     #[pyo3(signature = (
-        ids, *, max_new_tokens = 128, temperature = 0.0, top_k = 0, top_p = 1.0, min_p = 0.0,
-        repetition_penalty = 1.0, seed = None, stop = None, max_context = None, sparse = None
+        prompt, *, max_new_tokens = None, temperature = None, top_k = None, top_p = None,
+        min_p = None, repetition_penalty = None, seed = None, stop = None, ignore_eos = false,
+        add_special_tokens = true, skip_special_tokens = true, max_context = None, sparse = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
         py: Python<'_>,
-        ids: &Bound<'_, PyAny>,
-        max_new_tokens: i64,
-        temperature: f32,
-        top_k: i64,
-        top_p: f32,
-        min_p: f32,
-        repetition_penalty: f32,
+        prompt: &Bound<'_, PyAny>,
+        max_new_tokens: Option<i64>,
+        temperature: Option<f32>,
+        top_k: Option<i64>,
+        top_p: Option<f32>,
+        min_p: Option<f32>,
+        repetition_penalty: Option<f32>,
         seed: Option<u64>,
         stop: Option<&Bound<'_, PyAny>>,
+        ignore_eos: bool,
+        add_special_tokens: bool,
+        skip_special_tokens: bool,
         max_context: Option<i64>,
         sparse: Option<bool>,
-    ) -> PyResult<PyTokenStream> {
-        let options = moe_core::GenerateOptions {
-            max_new_tokens: args::count("max_new_tokens", max_new_tokens)?,
-            sampler: moe_core::SamplerParams {
-                temperature,
-                top_k: args::count("top_k", top_k)?,
-                top_p,
-                min_p,
-                repetition_penalty,
-                seed: args::seed(seed),
-            },
-            stop_tokens: args::stop_ids(stop, &self.inner.config.eos_token_ids)?,
-        };
+    ) -> PyResult<Py<PyAny>> {
+        let resolved = GenArgs {
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repetition_penalty,
+            seed,
+            stop,
+            ignore_eos,
+        }
+        .resolve(py, &self.inner)?;
         let params = self.session_params(max_context, sparse)?;
-        let prompt = args::token_ids(ids)?;
-        PyTokenStream::start(py, self.inner.clone(), &params, prompt, options)
+        if let Ok(text) = prompt.cast::<PyString>() {
+            let text = text.to_cow()?.into_owned();
+            let tokenizer = tokenizer_of(&self.inner).py_err(py)?;
+            let ids = py
+                .detach(|| tokenizer.encode(&text, add_special_tokens))
+                .py_err(py)?;
+            let stream = PyTextStream::start(
+                py,
+                self.inner.clone(),
+                &params,
+                ids,
+                resolved.options,
+                resolved.stop_strings,
+                skip_special_tokens,
+            )?;
+            return Ok(Py::new(py, stream)?.into_any());
+        }
+        if !resolved.stop_strings.is_empty() {
+            return Err(PyTypeError::new_err(
+                "stop strings need a text prompt: give token ids as stop for a token-id prompt",
+            ));
+        }
+        let ids = args::token_ids(prompt)?;
+        let stream = PyTokenStream::start(py, self.inner.clone(), &params, ids, resolved.options)?;
+        Ok(Py::new(py, stream)?.into_any())
+    }
+
+    /// Chats: renders `messages` (a list of `{"role": ..., "content": ...}` dicts) with the model's
+    /// chat template and a generation prompt, and streams the reply as text pieces (`TextStream`).
+    ///
+    /// Takes the same generation arguments as `generate`. Raises `moe.TokenizerError` when the model
+    /// has no tokenizer or no chat template.
+    #[pyo3(signature = (
+        messages, *, max_new_tokens = None, temperature = None, top_k = None, top_p = None,
+        min_p = None, repetition_penalty = None, seed = None, stop = None, ignore_eos = false,
+        skip_special_tokens = true, max_context = None, sparse = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn chat(
+        &self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
+        max_new_tokens: Option<i64>,
+        temperature: Option<f32>,
+        top_k: Option<i64>,
+        top_p: Option<f32>,
+        min_p: Option<f32>,
+        repetition_penalty: Option<f32>,
+        seed: Option<u64>,
+        stop: Option<&Bound<'_, PyAny>>,
+        ignore_eos: bool,
+        skip_special_tokens: bool,
+        max_context: Option<i64>,
+        sparse: Option<bool>,
+    ) -> PyResult<PyTextStream> {
+        let resolved = GenArgs {
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repetition_penalty,
+            seed,
+            stop,
+            ignore_eos,
+        }
+        .resolve(py, &self.inner)?;
+        let params = self.session_params(max_context, sparse)?;
+        let messages = chat_messages(messages)?;
+        let tokenizer = tokenizer_of(&self.inner).py_err(py)?;
+        // The template writes the special tokens itself, as transformers' apply_chat_template does.
+        let ids = py
+            .detach(|| {
+                let text = tokenizer.apply_chat_template(&messages, true)?;
+                tokenizer.encode(&text, false)
+            })
+            .py_err(py)?;
+        PyTextStream::start(
+            py,
+            self.inner.clone(),
+            &params,
+            ids,
+            resolved.options,
+            resolved.stop_strings,
+            skip_special_tokens,
+        )
+    }
+
+    /// The checkpoint's tokenizer (`moe.Tokenizer`), or `None` when it has no tokenizer.json.
+    #[getter]
+    fn tokenizer(&self, py: Python<'_>) -> Option<Py<PyTokenizer>> {
+        self.tokenizer.as_ref().map(|t| t.clone_ref(py))
     }
 
     fn __repr__(&self) -> String {

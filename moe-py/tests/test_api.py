@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def test_session_constructor_and_defaults():
     assert moe.Session(model).max_context == 12
     assert moe.Session(model, max_context=7).max_context == 7
     with pytest.raises(moe.ContextFullError):
-        list(model.generate(list(range(10)), max_new_tokens=5, stop=[]))
+        list(model.generate(list(range(10)), max_new_tokens=5, ignore_eos=True))
 
 
 def test_dense_mode_runs_dsa_model():
@@ -111,8 +112,33 @@ def test_generate_stops_at_stop_token_and_yields_it(model, reference):
     want = reference["decode_ids"].tolist()
     stop = want[2]
     assert stop not in want[:2]
-    assert list(model.generate(reference["input_ids"], stop=stop, max_new_tokens=8)) == want[:3]
-    assert list(model.generate(reference["input_ids"], stop=[999, stop], max_new_tokens=8)) == want[:3]
+    other = next(t for t in range(model.vocab_size) if t not in want)
+    ids = reference["input_ids"]
+    assert list(model.generate(ids, stop=stop, max_new_tokens=8, ignore_eos=True)) == want[:3]
+    assert list(model.generate(ids, stop=[other, stop], max_new_tokens=8, ignore_eos=True)) == want[:3]
+    assert list(model.generate(ids, stop=np.array([stop]), max_new_tokens=8, ignore_eos=True)) == want[:3]
+
+
+def test_eos_from_generation_config_and_ignore_eos(tmp_path, reference):
+    want = reference["decode_ids"].tolist()
+    folder = tmp_path / "m"
+    shutil.copytree(fixture_dir("deepseek_v3"), folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config["eos_token_id"] = want[3]
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    model = moe.Model(folder)
+    assert model.eos_token_ids == [want[3]]
+    other = next(t for t in range(model.vocab_size) if t not in want)
+    ids = reference["input_ids"]
+    # Stop tokens add to the end-of-sequence ids; ignore_eos drops those.
+    assert list(model.generate(ids, max_new_tokens=8)) == want[:4]
+    assert list(model.generate(ids, stop=[other], max_new_tokens=8)) == want[:4]
+    assert list(model.generate(ids, stop=[other], max_new_tokens=8, ignore_eos=True)) == want
+
+
+def test_stop_token_outside_vocabulary(model):
+    with pytest.raises(moe.TokenOutOfRangeError):
+        model.generate([1, 2], stop=[model.vocab_size])
 
 
 def test_generate_default_stop_is_eos(model, reference):
@@ -125,11 +151,11 @@ def test_generate_default_stop_is_eos(model, reference):
 
 def test_generate_max_new_tokens(model, reference):
     assert list(model.generate(reference["input_ids"], max_new_tokens=0)) == []
-    assert len(list(model.generate(reference["input_ids"], max_new_tokens=3, stop=[]))) == 3
+    assert len(list(model.generate(reference["input_ids"], max_new_tokens=3, ignore_eos=True))) == 3
 
 
 def test_generate_is_a_lazy_iterator_with_close(model, reference):
-    stream = model.generate(reference["input_ids"], max_new_tokens=8, stop=[])
+    stream = model.generate(reference["input_ids"], max_new_tokens=8, ignore_eos=True)
     assert iter(stream) is stream
     first = next(stream)
     assert first == reference["decode_ids"][0]
@@ -139,7 +165,7 @@ def test_generate_is_a_lazy_iterator_with_close(model, reference):
 
 
 def test_sampling_is_seeded(model, reference):
-    kw = dict(max_new_tokens=12, temperature=1.5, top_k=50, top_p=0.95, min_p=0.01, stop=[])
+    kw = dict(max_new_tokens=12, temperature=1.5, top_k=50, top_p=0.95, min_p=0.01, ignore_eos=True)
     a = list(model.generate(reference["input_ids"], seed=7, **kw))
     b = list(model.generate(reference["input_ids"], seed=7, **kw))
     assert a == b
@@ -150,14 +176,14 @@ def test_sampling_is_seeded(model, reference):
 
 def test_top_k_one_is_greedy(model, reference):
     want = reference["decode_ids"].tolist()
-    got = list(model.generate(reference["input_ids"], temperature=1.0, top_k=1, max_new_tokens=len(want), stop=[]))
+    got = list(model.generate(reference["input_ids"], temperature=1.0, top_k=1, max_new_tokens=len(want), ignore_eos=True))
     assert got == want
 
 
 def test_repetition_penalty_changes_greedy_output(model, reference):
     want = reference["decode_ids"].tolist()
     got = list(
-        model.generate(reference["input_ids"], repetition_penalty=50.0, max_new_tokens=len(want), stop=[])
+        model.generate(reference["input_ids"], repetition_penalty=50.0, max_new_tokens=len(want), ignore_eos=True)
     )
     assert not set(got) & set(reference["input_ids"].tolist())
     assert got != want or not set(want) & set(reference["input_ids"].tolist())

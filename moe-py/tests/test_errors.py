@@ -186,7 +186,7 @@ def test_context_full(model):
 
 
 def test_generation_past_max_context(model):
-    stream = model.generate([1, 2, 3], max_new_tokens=10, max_context=5, stop=[])
+    stream = model.generate([1, 2, 3], max_new_tokens=10, max_context=5, ignore_eos=True)
     got = []
     with pytest.raises(moe.ContextFullError):
         for token in stream:

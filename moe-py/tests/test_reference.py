@@ -44,7 +44,7 @@ def test_prefill_last_then_decode_match(family):
 def test_greedy_generate_is_reference_continuation(family):
     model, ref = load_model(family), load_reference(family)
     want = ref["decode_ids"].tolist()
-    stream = model.generate(ref["input_ids"], max_new_tokens=len(want), temperature=0.0, stop=[])
+    stream = model.generate(ref["input_ids"], max_new_tokens=len(want), temperature=0.0, ignore_eos=True)
     got = list(stream)
     assert got == want
     assert all(type(t) is int for t in got)

@@ -17,7 +17,7 @@ def run_reference(model, ref):
     s = model.session()
     prefill = s.prefill(ref["input_ids"], all_logits=True)
     decode = np.stack([s.decode(int(t)) for t in ref["decode_ids"]])
-    generated = list(model.generate(ref["input_ids"], max_new_tokens=len(ref["decode_ids"]), stop=[]))
+    generated = list(model.generate(ref["input_ids"], max_new_tokens=len(ref["decode_ids"]), ignore_eos=True))
     return prefill, decode, generated
 
 

@@ -1,13 +1,21 @@
 """moe: Mixture-of-Experts inference on CPU, with numpy arrays in and out.
 
->>> import moe
->>> model = moe.Model("path/to/checkpoint")           # doctest: +SKIP
->>> s = model.session()                                # doctest: +SKIP
->>> logits = s.prefill([1, 2, 3])                      # float32 [vocab_size]   # doctest: +SKIP
->>> ids = list(model.generate([1, 2, 3], max_new_tokens=8))                    # doctest: +SKIP
+Example::
 
-:class:`Model` loads a Hugging Face checkpoint folder (config.json + safetensors, memory-mapped).
-:class:`Session` holds one sequence's KV cache. :meth:`Model.generate` streams sampled token ids.
+    import moe
+
+    model = moe.Model("path/to/checkpoint")
+    s = model.session()
+    logits = s.prefill([1, 2, 3])                  # numpy float32 [vocab_size]
+    ids = list(model.generate([1, 2, 3], max_new_tokens=8))
+    for piece in model.generate("def main():", max_new_tokens=32):
+        print(piece, end="", flush=True)
+
+:class:`Model` loads a Hugging Face checkpoint folder (config.json + safetensors, memory-mapped;
+tokenizer.json, tokenizer_config.json and generation_config.json when present).
+:class:`Session` holds one sequence's KV cache. :meth:`Model.generate` streams token ids for an id
+prompt and text pieces for a text prompt; :meth:`Model.chat` renders chat messages with the model's
+template and streams the reply. :class:`Tokenizer` encodes, decodes and applies chat templates.
 Compute runs with the GIL released: one model can serve sessions on several threads. Errors are
 :class:`MoeError` subclasses (see :mod:`moe.errors`).
 """
@@ -15,7 +23,15 @@ Compute runs with the GIL released: one model can serve sessions on several thre
 from __future__ import annotations
 
 from . import errors
-from ._native import Model, Session, TokenStream, __version__
+from ._native import (
+    Model,
+    Session,
+    StreamDecoder,
+    TextStream,
+    Tokenizer,
+    TokenStream,
+    __version__,
+)
 from .errors import (
     ConfigError,
     ContextFullError,
@@ -38,6 +54,9 @@ __all__ = [
     "Model",
     "Session",
     "TokenStream",
+    "Tokenizer",
+    "TextStream",
+    "StreamDecoder",
     "__version__",
     "errors",
     "MoeError",
