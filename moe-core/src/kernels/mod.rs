@@ -1,9 +1,24 @@
 //! The hot math: products of stored-dtype weights with f32 activations, and the small pointwise ops.
 //!
 //! Weights arrive as [`FloatData`] (bf16 / f16 / f32 borrowed from the checkpoint map); activations and
-//! accumulators are f32. `scalar` holds the reference implementations.
+//! accumulators are f32. `scalar` holds the reference implementations; `x86` (AVX-512 with VDPBF16PS,
+//! AVX2+FMA) and `neon` the fast paths, chosen once at run time ([`isa`]) and overridable with the
+//! `MOE_KERNELS` environment variable (`scalar`, `avx2`, `avx512`, `avx512bf16`, `neon`) for
+//! comparisons.
+//!
+//! Products are split over the rayon pool the caller runs in by rows of the weight (so decode, one
+//! token, keeps every core streaming its own slice of each matrix). A model may own a dedicated pool
+//! ([`build_pool`]) that also fixes the [`Precision`] of its products.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::cell::Cell;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -11,6 +26,135 @@ use crate::weights::FloatData;
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PAR_THRESHOLD: usize = 1 << 16;
+
+/// An instruction-set level the kernels can run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Plain Rust (the reference, and the fallback everywhere).
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL (weights widened to f32, FMA).
+    Avx512,
+    /// AVX-512 plus AVX512_BF16: bf16 weights use VDPBF16PS.
+    Avx512Bf16,
+    /// aarch64 NEON.
+    Neon,
+}
+
+impl Isa {
+    fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Avx512Bf16 => "avx512bf16",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Whether this CPU can run kernels of this level.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Bf16 => Isa::Avx512.supported() && is_x86_feature_detected!("avx512bf16"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every level this CPU supports, slowest first.
+pub fn supported_isas() -> Vec<Isa> {
+    [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::Avx512Bf16,
+        Isa::Neon,
+    ]
+    .into_iter()
+    .filter(|i| i.supported())
+    .collect()
+}
+
+/// The level the kernels use: the best this CPU supports, or `MOE_KERNELS` when it names a supported one.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let all = supported_isas();
+        let best = *all.last().expect("scalar is always supported");
+        match std::env::var("MOE_KERNELS") {
+            Ok(name) => all.into_iter().find(|i| i.name() == name).unwrap_or(best),
+            Err(_) => best,
+        }
+    })
+}
+
+/// How activations meet bf16 weights in matrix-matrix products (prefill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// f32 activations: the result is the f32 product of the stored weights with the activations
+    /// (on AVX512_BF16 the activations are split into two bf16 halves, ~16 bits each).
+    #[default]
+    F32,
+    /// Activations rounded to bf16 in products with bf16 weights, like llama.cpp's BF16 path and
+    /// PyTorch bf16: twice the arithmetic rate, ~3 significant digits per product. Decode products
+    /// (one token) stay at f32: they are bound by memory, not arithmetic.
+    Bf16,
+}
+
+thread_local! {
+    static PRECISION: Cell<Precision> = const { Cell::new(Precision::F32) };
+}
+
+/// The precision of products started on this thread (set by a model's pool, see [`build_pool`]).
+pub fn current_precision() -> Precision {
+    PRECISION.with(|p| p.get())
+}
+
+/// Sets the precision of products started on this thread.
+pub fn set_thread_precision(p: Precision) {
+    PRECISION.with(|c| c.set(p));
+}
+
+/// A rayon pool of `threads` workers (all cores when `None`) whose products run at `precision`.
+pub fn build_pool(
+    threads: Option<usize>,
+    precision: Precision,
+) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    let n = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n.max(1))
+        .thread_name(|i| format!("moe-worker-{i}"))
+        .start_handler(move |_| set_thread_precision(precision))
+        .build()
+}
 
 /// A row-major weight matrix borrowed in its stored dtype.
 #[derive(Clone, Copy)]
@@ -36,70 +180,228 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// `y[T, rows] = x[T, cols] · Wᵀ` for a weight stored `[rows, cols]` (a `nn.Linear` weight).
-pub fn matmul_t(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
-    debug_assert_eq!(x.len(), t * w.cols);
-    debug_assert_eq!(y.len(), t * w.rows);
-    if t == 1 {
-        return matvec_t(w, x, y);
+/// The output pointer shared by the workers of one product; each writes a disjoint set of rows.
+#[derive(Clone, Copy)]
+pub(crate) struct YPtr(pub(crate) *mut f32);
+
+// SAFETY: workers of one product write disjoint elements (distinct weight rows) through the pointer,
+// and the product returns only after every worker finished.
+unsafe impl Send for YPtr {}
+// SAFETY: as above.
+unsafe impl Sync for YPtr {}
+
+/// Activations prepared for one product.
+enum Act<'a> {
+    F32(&'a [f32]),
+    /// bf16 bit patterns, `lo` the bf16 of the rounding remainder when f32 precision is kept.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Bf16 {
+        hi: Vec<u16>,
+        lo: Option<Vec<u16>>,
+    },
+}
+
+impl<'a> Act<'a> {
+    fn prepare(isa: Isa, w: &MatRef<'_>, x: &'a [f32], t: usize, precision: Precision) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512Bf16 && matches!(w.data, FloatData::BF16(_)) {
+            let mut hi = vec![0u16; x.len()];
+            // One token is memory-bound: keep f32 precision there at no cost.
+            let keep_f32 = precision == Precision::F32 || t == 1;
+            let mut lo = keep_f32.then(|| vec![0u16; x.len()]);
+            x86::split_bf16(x, &mut hi, lo.as_deref_mut());
+            return Act::Bf16 { hi, lo };
+        }
+        let _ = (isa, w, t, precision);
+        Act::F32(x)
     }
-    // Each worker takes a block of weight rows, widens each row once and dots it with every token.
-    let rows_per_task = (PAR_THRESHOLD / (w.cols * t).max(1)).clamp(1, w.rows.max(1));
-    let blocks: Vec<(usize, Vec<f32>)> = (0..w.rows)
-        .step_by(rows_per_task)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|r0| {
-            let r1 = (r0 + rows_per_task).min(w.rows);
-            let mut out = vec![0.0f32; (r1 - r0) * t];
-            let mut row = vec![0.0f32; w.cols];
-            for r in r0..r1 {
-                w.data.widen_into(r * w.cols..(r + 1) * w.cols, &mut row);
-                for i in 0..t {
-                    out[i * (r1 - r0) + (r - r0)] =
-                        scalar::dot_f32(&row, &x[i * w.cols..(i + 1) * w.cols]);
+}
+
+/// Computes the rows `rows` of `y[i·ldy + r] = W[r,:]·x[i,:]` for every token `i < t`.
+///
+/// # Safety
+/// `y` must be valid for writes at those elements and no other thread may access them meanwhile;
+/// `isa` must be supported; `w` and `x` have the shapes the caller checked.
+unsafe fn rows_kernel(
+    isa: Isa,
+    w: &MatRef<'_>,
+    act: &Act<'_>,
+    rows: Range<usize>,
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    let cols = w.cols;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `isa` was checked by `Isa::supported` (so are its CPU features); shapes and the
+        // output region are the caller's guarantee.
+        unsafe {
+            match (isa, act, w.data) {
+                (Isa::Avx512Bf16, Act::Bf16 { hi, lo }, FloatData::BF16(d)) => {
+                    return x86::rows_bf16dp(d, cols, rows, hi, lo.as_deref(), t, y, ldy)
                 }
+                (Isa::Avx512 | Isa::Avx512Bf16, Act::F32(x), d) => {
+                    return match d {
+                        FloatData::F32(d) => x86::rows_fma512_f32(d, cols, rows, x, t, y, ldy),
+                        FloatData::F16(d) => x86::rows_fma512_f16(d, cols, rows, x, t, y, ldy),
+                        FloatData::BF16(d) => x86::rows_fma512_bf16(d, cols, rows, x, t, y, ldy),
+                    }
+                }
+                (Isa::Avx2, Act::F32(x), d) => {
+                    return match d {
+                        FloatData::F32(d) => x86::rows_fma256_f32(d, cols, rows, x, t, y, ldy),
+                        FloatData::F16(d) => x86::rows_fma256_f16(d, cols, rows, x, t, y, ldy),
+                        FloatData::BF16(d) => x86::rows_fma256_bf16(d, cols, rows, x, t, y, ldy),
+                    }
+                }
+                _ => {}
             }
-            (r0, out)
-        })
-        .collect();
-    for (r0, out) in blocks {
-        let n = out.len() / t;
-        for i in 0..t {
-            y[i * w.rows + r0..i * w.rows + r0 + n].copy_from_slice(&out[i * n..(i + 1) * n]);
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    if let (Isa::Neon, Act::F32(x)) = (isa, act) {
+        // SAFETY: the caller's guarantee on shapes and the output region.
+        unsafe {
+            match w.data {
+                FloatData::F32(d) => return neon::rows_f32(d, cols, rows, x, t, y, ldy),
+                FloatData::BF16(d) => return neon::rows_bf16(d, cols, rows, x, t, y, ldy),
+                FloatData::F16(_) => {}
+            }
+        }
+    }
+    let x = match act {
+        Act::F32(x) => *x,
+        Act::Bf16 { .. } => unreachable!("bf16 activations are prepared only for AVX512_BF16"),
+    };
+    let mut row = vec![0.0f32; cols];
+    for r in rows {
+        w.data.widen_into(r * cols..(r + 1) * cols, &mut row);
+        for i in 0..t {
+            let v = scalar::dot_f32(&row, &x[i * cols..(i + 1) * cols]);
+            // SAFETY: (i, r) is inside the caller's region.
+            unsafe { *y.0.add(i * ldy + r) = v };
+        }
+    }
+}
+
+/// `y[T, rows] = x[T, cols]·Wᵀ` at level `isa` and `precision`, rows split over the current pool.
+pub fn matmul_t_with(
+    isa: Isa,
+    precision: Precision,
+    w: MatRef<'_>,
+    x: &[f32],
+    t: usize,
+    y: &mut [f32],
+) {
+    assert_eq!(x.len(), t * w.cols, "activations do not match the weight");
+    assert_eq!(y.len(), t * w.rows, "output does not match the weight");
+    let isa = if isa.supported() { isa } else { Isa::Scalar };
+    if w.rows == 0 || t == 0 {
+        return;
+    }
+    let act = Act::prepare(isa, &w, x, t, precision);
+    let yp = YPtr(y.as_mut_ptr());
+    let work = w.rows * w.cols * t;
+    let threads = rayon::current_num_threads();
+    if work < PAR_THRESHOLD || threads == 1 {
+        // SAFETY: `y` is exclusively borrowed and has t·rows elements.
+        unsafe { rows_kernel(isa, &w, &act, 0..w.rows, t, yp, w.rows) };
+        return;
+    }
+    // Rows per task: a multiple of 16, about 4 tasks per thread, none smaller than the threshold.
+    let min_rows = (PAR_THRESHOLD / (w.cols * t).max(1)).max(1);
+    let per = w.rows.div_ceil(threads * 4).max(min_rows).div_ceil(16) * 16;
+    let tasks = w.rows.div_ceil(per);
+    (0..tasks).into_par_iter().for_each(|c| {
+        let rows = c * per..((c + 1) * per).min(w.rows);
+        // SAFETY: tasks own disjoint row ranges of `y`, which outlives the parallel loop.
+        unsafe { rows_kernel(isa, &w, &act, rows, t, yp, w.rows) };
+    });
+}
+
+/// `y[T, rows] = x[T, cols] · Wᵀ` for a weight stored `[rows, cols]` (a `nn.Linear` weight).
+pub fn matmul_t(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
+    matmul_t_with(isa(), current_precision(), w, x, t, y);
 }
 
 /// `y[rows] = W · x` for a weight stored `[rows, cols]`.
 pub fn matvec_t(w: MatRef<'_>, x: &[f32], y: &mut [f32]) {
-    debug_assert_eq!(x.len(), w.cols);
-    debug_assert_eq!(y.len(), w.rows);
-    if w.rows * w.cols < PAR_THRESHOLD {
-        for (r, o) in y.iter_mut().enumerate() {
-            *o = scalar::dot(w.row(r), x);
-        }
-        return;
-    }
-    let chunk = (PAR_THRESHOLD / w.cols.max(1)).max(1);
-    y.par_chunks_mut(chunk).enumerate().for_each(|(c, ys)| {
-        for (j, o) in ys.iter_mut().enumerate() {
-            *o = scalar::dot(w.row(c * chunk + j), x);
-        }
-    });
+    matmul_t_with(isa(), Precision::F32, w, x, 1, y);
 }
 
 /// `y[T, cols] = x[T, rows] · W` for a weight stored `[rows = in, cols = out]` (fused expert tensors
-/// of gpt-oss and Llama 4).
+/// of gpt-oss and Llama 4, MLA's key absorption). Output columns are split over the pool; each task
+/// widens its slice of every weight row once and adds it to every token.
 pub fn matmul_n(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
-    debug_assert_eq!(x.len(), t * w.rows);
-    debug_assert_eq!(y.len(), t * w.cols);
+    assert_eq!(x.len(), t * w.rows, "activations do not match the weight");
+    assert_eq!(y.len(), t * w.cols, "output does not match the weight");
     y.fill(0.0);
-    for i in 0..t {
-        let yi = &mut y[i * w.cols..(i + 1) * w.cols];
+    if w.cols == 0 || t == 0 {
+        return;
+    }
+    let block = 256.min(w.cols);
+    let run = |c0: usize, yp: YPtr| {
+        let c1 = (c0 + block).min(w.cols);
+        let mut buf = vec![0.0f32; c1 - c0];
         for r in 0..w.rows {
-            scalar::axpy(x[i * w.rows + r], w.row(r), yi);
+            w.data
+                .widen_into(r * w.cols + c0..r * w.cols + c1, &mut buf);
+            for i in 0..t {
+                let a = x[i * w.rows + r];
+                if a != 0.0 {
+                    // SAFETY: columns c0..c1 of token i belong to this task only; `y` has t·cols.
+                    let yi = unsafe {
+                        std::slice::from_raw_parts_mut(yp.0.add(i * w.cols + c0), c1 - c0)
+                    };
+                    axpy_f32(a, &buf, yi);
+                }
+            }
         }
+    };
+    let yp = YPtr(y.as_mut_ptr());
+    if w.rows * w.cols * t < PAR_THRESHOLD || rayon::current_num_threads() == 1 {
+        for c0 in (0..w.cols).step_by(block) {
+            run(c0, yp);
+        }
+    } else {
+        (0..w.cols.div_ceil(block))
+            .into_par_iter()
+            .for_each(|b| run(b * block, yp));
+    }
+}
+
+/// `Σ a[i]·b[i]` over f32 (attention scores).
+#[inline]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    match isa() {
+        // SAFETY: the level's features were detected.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 | Isa::Avx512Bf16 => unsafe { x86::dot_f32_512(a, b) },
+        // SAFETY: the level's features were detected.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::dot_f32_256(a, b) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => neon::dot_f32(a, b),
+        _ => scalar::dot_f32(a, b),
+    }
+}
+
+/// `y += a·x` over f32 (attention's weighted sums).
+#[inline]
+pub fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    match isa() {
+        // SAFETY: the level's features were detected.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 | Isa::Avx512Bf16 => unsafe { x86::axpy_f32_512(a, x, y) },
+        // SAFETY: the level's features were detected.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::axpy_f32_256(a, x, y) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => neon::axpy_f32(a, x, y),
+        _ => scalar::axpy(a, FloatData::F32(x), y),
     }
 }
 
@@ -206,6 +508,111 @@ mod tests {
                         "{rows}x{cols} t={t}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Every supported level, both precisions, all three weight dtypes, on shapes with ragged edges
+    /// in every dimension (rows not a multiple of the 4-row tile, cols not a multiple of 8/16/32,
+    /// tokens not a multiple of the 2/6-token tile), against the scalar path.
+    #[test]
+    fn every_isa_matches_scalar_on_ragged_shapes() {
+        let mut seed = 11;
+        let shapes = [
+            (1, 1, 1),
+            (5, 3, 1),
+            (7, 31, 2),
+            (13, 33, 7),
+            (64, 64, 6),
+            (37, 100, 13),
+            (130, 257, 1),
+            (9, 1031, 3),
+            (300, 520, 17),
+        ];
+        let pool = build_pool(Some(2), Precision::F32).unwrap();
+        for &(rows, cols, t) in &shapes {
+            let w32 = rand_vec(rows * cols, &mut seed);
+            let wb: Vec<bf16> = w32.iter().map(|v| bf16::from_f32(*v)).collect();
+            let wh: Vec<half::f16> = w32.iter().map(|v| half::f16::from_f32(*v)).collect();
+            let x = rand_vec(t * cols, &mut seed);
+            for data in [
+                FloatData::F32(&w32),
+                FloatData::F16(&wh),
+                FloatData::BF16(&wb),
+            ] {
+                let w = MatRef::new(data, rows, cols);
+                let mut want = vec![0.0; t * rows];
+                matmul_t_with(Isa::Scalar, Precision::F32, w, &x, t, &mut want);
+                // Σ|w||x| per output bounds the rounding error of a dot product.
+                let mag: Vec<f32> = (0..t * rows)
+                    .map(|o| {
+                        let (i, r) = (o / rows, o % rows);
+                        (0..cols)
+                            .map(|c| (data.get(r * cols + c) * x[i * cols + c]).abs())
+                            .sum()
+                    })
+                    .collect();
+                for isa in supported_isas() {
+                    for (prec, tol) in [(Precision::F32, 1e-4), (Precision::Bf16, 1e-2)] {
+                        let mut got = vec![f32::NAN; t * rows];
+                        pool.install(|| matmul_t_with(isa, prec, w, &x, t, &mut got));
+                        for o in 0..t * rows {
+                            assert!(
+                                (got[o] - want[o]).abs() <= tol * mag[o] + 1e-6,
+                                "{isa} {prec:?} {rows}x{cols} t={t} out {o}: {} vs {}",
+                                got[o],
+                                want[o]
+                            );
+                        }
+                        let err: f32 = got.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum();
+                        let norm: f32 = want.iter().map(|v| v * v).sum();
+                        if prec == Precision::F32 {
+                            assert!(
+                                err.sqrt() <= 1e-4 * norm.sqrt() + 1e-6,
+                                "{isa} {rows}x{cols}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn vector_helpers_match_scalar() {
+        let mut seed = 5;
+        for n in [0, 1, 7, 16, 17, 33, 128, 577] {
+            let a = rand_vec(n, &mut seed);
+            let b = rand_vec(n, &mut seed);
+            let want = scalar::dot_f32(&a, &b);
+            assert!((dot_f32(&a, &b) - want).abs() < 1e-5, "dot n={n}");
+            let mut y1 = b.clone();
+            let mut y2 = b.clone();
+            axpy_f32(0.7, &a, &mut y1);
+            scalar::axpy(0.7, FloatData::F32(&a), &mut y2);
+            for (p, q) in y1.iter().zip(&y2) {
+                assert!((p - q).abs() < 1e-6, "axpy n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_n_matches_naive_on_bf16_in_parallel() {
+        let mut seed = 9;
+        let (rows, cols, t) = (70, 600, 3);
+        let w = rand_vec(rows * cols, &mut seed);
+        let wb: Vec<bf16> = w.iter().map(|v| bf16::from_f32(*v)).collect();
+        let x = rand_vec(t * rows, &mut seed);
+        let mut y = vec![0.0; t * cols];
+        build_pool(Some(2), Precision::F32)
+            .unwrap()
+            .install(|| matmul_n(MatRef::new(FloatData::BF16(&wb), rows, cols), &x, t, &mut y));
+        for i in 0..t {
+            for c in 0..cols {
+                let want: f32 = (0..rows)
+                    .map(|r| wb[r * cols + c].to_f32() * x[i * rows + r])
+                    .sum();
+                assert!((y[i * cols + c] - want).abs() < 1e-4);
             }
         }
     }

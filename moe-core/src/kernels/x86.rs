@@ -1,0 +1,694 @@
+//! x86-64 kernels: AVX-512 (with VDPBF16PS for bf16 weights where the CPU has AVX512_BF16) and
+//! AVX2+FMA. Each `rows_*` function computes `y[i·ldy + r] = W[r,:]·x[i,:]` for the rows `rows` and
+//! every token `i < t`, in register tiles of 4 weight rows × up to 6 (AVX-512) or 2 (AVX2) tokens that
+//! walk the shared `cols` dimension; `x` is read in token blocks sized to stay in L2 while the weight
+//! rows stream through.
+//!
+//! All functions here are `unsafe` because they require CPU features; the dispatcher in `mod.rs` calls
+//! them only after `is_x86_feature_detected!` confirmed those features, and with slices whose lengths
+//! it checked (`w.len() >= rows.end·cols`, `x.len() >= t·cols`, `y` covering `(t-1)·ldy + rows.end`).
+
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)] // tile loops index [row][token]
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use half::{bf16, f16};
+
+use super::YPtr;
+
+/// Rows per register tile.
+const R: usize = 4;
+/// Bytes of activations a token block may keep in L2 while weight rows stream past.
+const X_BLOCK_BYTES: usize = 384 * 1024;
+
+/// Tokens per block: a multiple of the tile width `n_tile`, at least one tile.
+fn token_block(cols: usize, bytes_per_elem: usize, n_tile: usize) -> usize {
+    let tb = X_BLOCK_BYTES / (cols * bytes_per_elem).max(1);
+    (tb / n_tile).max(1) * n_tile
+}
+
+/// Row indices of the tile starting at `r`, the last valid row repeated past `end` (its results are
+/// computed and dropped, so edge tiles need no separate code).
+#[inline(always)]
+fn tile_rows(r: usize, end: usize) -> [usize; R] {
+    [
+        r,
+        (r + 1).min(end - 1),
+        (r + 2).min(end - 1),
+        (r + 3).min(end - 1),
+    ]
+}
+
+/// Writes a tile's results for the rows below `end`.
+///
+/// # Safety
+/// `y` must be valid for writes at `i·ldy + r` for every stored `(i, r)`.
+#[inline(always)]
+unsafe fn store_tile<const N: usize>(
+    res: &[[f32; N]; R],
+    r: usize,
+    end: usize,
+    i: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    for (j, row) in res.iter().enumerate() {
+        if r + j < end {
+            for (n, v) in row.iter().enumerate() {
+                // SAFETY: the caller guarantees (i + n, r + j) is inside `y`.
+                unsafe { *y.0.add((i + n) * ldy + r + j) = *v };
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512 BF16: bf16 weights · bf16 activations (optionally hi + lo halves of the f32 activations)
+// ---------------------------------------------------------------------------------------------
+
+/// Splits f32 activations into bf16 `hi` (round to nearest even) and, when `lo` is given, the bf16
+/// of the remainder `x - hi`, so that `w·hi + w·lo` carries ~16 bits of each activation.
+pub fn split_bf16(x: &[f32], hi: &mut [u16], lo: Option<&mut [u16]>) {
+    for (h, v) in hi.iter_mut().zip(x) {
+        *h = bf16::from_f32(*v).to_bits();
+    }
+    if let Some(lo) = lo {
+        for ((l, h), v) in lo.iter_mut().zip(hi.iter()).zip(x) {
+            *l = bf16::from_f32(v - bf16::from_bits(*h).to_f32()).to_bits();
+        }
+    }
+}
+
+/// One 4×N tile over the whole `cols` dimension with VDPBF16PS; `LO` adds the low halves.
+///
+/// # Safety
+/// AVX512F/BW/BF16 available; `w[j]` valid for `cols` elements, `xh`/`xl` for `N·cols`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+#[inline]
+unsafe fn tile_bf16dp<const N: usize, const LO: bool>(
+    w: [*const u16; R],
+    xh: *const u16,
+    xl: *const u16,
+    cols: usize,
+) -> [[f32; N]; R] {
+    let mut acc = [[_mm512_setzero_ps(); N]; R];
+    let mut k = 0;
+    // SAFETY (whole block): loads stay below `cols` per row (full 32-lane loads only while
+    // k + 32 <= cols, masked loads for the tail), as the caller guarantees.
+    unsafe {
+        while k + 32 <= cols {
+            let wv: [__m512bh; R] =
+                std::array::from_fn(|j| std::mem::transmute(_mm512_loadu_si512(w[j].add(k) as _)));
+            for n in 0..N {
+                let xv: __m512bh =
+                    std::mem::transmute(_mm512_loadu_si512(xh.add(n * cols + k) as _));
+                for j in 0..R {
+                    acc[j][n] = _mm512_dpbf16_ps(acc[j][n], wv[j], xv);
+                }
+                if LO {
+                    let xv: __m512bh =
+                        std::mem::transmute(_mm512_loadu_si512(xl.add(n * cols + k) as _));
+                    for j in 0..R {
+                        acc[j][n] = _mm512_dpbf16_ps(acc[j][n], wv[j], xv);
+                    }
+                }
+            }
+            k += 32;
+        }
+        if k < cols {
+            let m: __mmask32 = (1u32 << (cols - k)) - 1;
+            let wv: [__m512bh; R] = std::array::from_fn(|j| {
+                std::mem::transmute(_mm512_maskz_loadu_epi16(m, w[j].add(k) as *const i16))
+            });
+            for n in 0..N {
+                let xv: __m512bh =
+                    std::mem::transmute(_mm512_maskz_loadu_epi16(m, xh.add(n * cols + k) as _));
+                for j in 0..R {
+                    acc[j][n] = _mm512_dpbf16_ps(acc[j][n], wv[j], xv);
+                }
+                if LO {
+                    let xv: __m512bh =
+                        std::mem::transmute(_mm512_maskz_loadu_epi16(m, xl.add(n * cols + k) as _));
+                    for j in 0..R {
+                        acc[j][n] = _mm512_dpbf16_ps(acc[j][n], wv[j], xv);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [[0.0f32; N]; R];
+    for j in 0..R {
+        for n in 0..N {
+            out[j][n] = _mm512_reduce_add_ps(acc[j][n]);
+        }
+    }
+    out
+}
+
+/// `y[i·ldy + r] = Σ_k w[r,k]·x[i,k]` with bf16 weights and bf16 activations `xh` (+ `xl`).
+///
+/// # Safety
+/// AVX512F/BW/VL/BF16 available; `w.len() >= rows.end·cols`, `xh` (and `xl`) `>= t·cols`; `y` valid
+/// for writes at `i·ldy + r` for `i < t`, `r ∈ rows`, and no other thread writes those elements.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn rows_bf16dp(
+    w: &[bf16],
+    cols: usize,
+    rows: Range<usize>,
+    xh: &[u16],
+    xl: Option<&[u16]>,
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    if rows.is_empty() || t == 0 {
+        return;
+    }
+    let wp = w.as_ptr() as *const u16;
+    let xl_ptr = xl.map_or(std::ptr::null(), |s| s.as_ptr());
+    let passes = if xl.is_some() { 2 } else { 1 };
+    let tb = token_block(cols, 2 * passes, 6);
+    for i0 in (0..t).step_by(tb) {
+        let i1 = (i0 + tb).min(t);
+        for r in rows.clone().step_by(R) {
+            // SAFETY: rows < rows.end, so each row pointer has `cols` valid elements.
+            let w4 = tile_rows(r, rows.end).map(|q| unsafe { wp.add(q * cols) });
+            let mut i = i0;
+            while i < i1 {
+                let n = (i1 - i).min(6);
+                // SAFETY: token `i + n <= t`, so `n·cols` activations from `i·cols` are valid.
+                let (h, l) = unsafe {
+                    (
+                        xh.as_ptr().add(i * cols),
+                        if xl_ptr.is_null() {
+                            xl_ptr
+                        } else {
+                            xl_ptr.add(i * cols)
+                        },
+                    )
+                };
+                macro_rules! go {
+                    ($n:literal) => {{
+                        let res = if xl.is_some() {
+                            unsafe { tile_bf16dp::<$n, true>(w4, h, l, cols) }
+                        } else {
+                            unsafe { tile_bf16dp::<$n, false>(w4, h, l, cols) }
+                        };
+                        // SAFETY: (i..i+n, r..min(r+4,end)) lie in the caller's region.
+                        unsafe { store_tile(&res, r, rows.end, i, y, ldy) };
+                    }};
+                }
+                match n {
+                    1 => go!(1),
+                    2 => go!(2),
+                    3 => go!(3),
+                    4 => go!(4),
+                    5 => go!(5),
+                    _ => go!(6),
+                }
+                i += n;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512F: f32 / f16 / bf16 weights widened to f32, f32 activations, FMA
+// ---------------------------------------------------------------------------------------------
+
+/// A weight element type the AVX-512 FMA kernels can widen 16 at a time.
+trait Wide512: Copy {
+    /// 16 elements from `p` widened to f32.
+    unsafe fn load16(p: *const Self) -> __m512;
+    /// The first `bits.count_ones()` elements from `p` (mask of low bits), zeros elsewhere.
+    unsafe fn load16_mask(p: *const Self, m: __mmask16) -> __m512;
+}
+
+impl Wide512 for f32 {
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> __m512 {
+        // SAFETY: caller guarantees 16 readable elements and AVX512F.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn load16_mask(p: *const Self, m: __mmask16) -> __m512 {
+        // SAFETY: masked-off lanes are not read.
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
+    }
+}
+
+impl Wide512 for f16 {
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> __m512 {
+        // SAFETY: 16 readable halves; F16C conversion is part of AVX512F.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
+    }
+    #[inline(always)]
+    unsafe fn load16_mask(p: *const Self, m: __mmask16) -> __m512 {
+        // SAFETY: masked-off lanes are not read (AVX512BW+VL masked 16-bit load).
+        unsafe { _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p as *const i16)) }
+    }
+}
+
+impl Wide512 for bf16 {
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> __m512 {
+        // SAFETY: 16 readable bf16; widening is a zero-extend and a 16-bit shift.
+        unsafe {
+            let v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load16_mask(p: *const Self, m: __mmask16) -> __m512 {
+        // SAFETY: masked-off lanes are not read.
+        unsafe {
+            let v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p as *const i16));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v))
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn tile_fma512<T: Wide512, const N: usize>(
+    w: [*const T; R],
+    x: *const f32,
+    cols: usize,
+) -> [[f32; N]; R] {
+    let mut acc = [[_mm512_setzero_ps(); N]; R];
+    let mut k = 0;
+    // SAFETY (whole block): full loads only while k + 16 <= cols, masked loads for the tail.
+    unsafe {
+        while k + 16 <= cols {
+            let wv: [__m512; R] = std::array::from_fn(|j| T::load16(w[j].add(k)));
+            for n in 0..N {
+                let xv = _mm512_loadu_ps(x.add(n * cols + k));
+                for j in 0..R {
+                    acc[j][n] = _mm512_fmadd_ps(wv[j], xv, acc[j][n]);
+                }
+            }
+            k += 16;
+        }
+        if k < cols {
+            let m: __mmask16 = ((1u32 << (cols - k)) - 1) as u16;
+            let wv: [__m512; R] = std::array::from_fn(|j| T::load16_mask(w[j].add(k), m));
+            for n in 0..N {
+                let xv = _mm512_maskz_loadu_ps(m, x.add(n * cols + k));
+                for j in 0..R {
+                    acc[j][n] = _mm512_fmadd_ps(wv[j], xv, acc[j][n]);
+                }
+            }
+        }
+    }
+    let mut out = [[0.0f32; N]; R];
+    for j in 0..R {
+        for n in 0..N {
+            out[j][n] = _mm512_reduce_add_ps(acc[j][n]);
+        }
+    }
+    out
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn rows_fma512_t<T: Wide512>(
+    w: &[T],
+    cols: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    if rows.is_empty() || t == 0 {
+        return;
+    }
+    let wp = w.as_ptr();
+    let tb = token_block(cols, 4, 6);
+    for i0 in (0..t).step_by(tb) {
+        let i1 = (i0 + tb).min(t);
+        for r in rows.clone().step_by(R) {
+            // SAFETY: every tile row is < rows.end.
+            let w4 = tile_rows(r, rows.end).map(|q| unsafe { wp.add(q * cols) });
+            let mut i = i0;
+            while i < i1 {
+                let n = (i1 - i).min(6);
+                // SAFETY: tokens i..i+n exist.
+                let xp = unsafe { x.as_ptr().add(i * cols) };
+                macro_rules! go {
+                    ($n:literal) => {{
+                        let res = unsafe { tile_fma512::<T, $n>(w4, xp, cols) };
+                        // SAFETY: inside the caller's region.
+                        unsafe { store_tile(&res, r, rows.end, i, y, ldy) };
+                    }};
+                }
+                match n {
+                    1 => go!(1),
+                    2 => go!(2),
+                    3 => go!(3),
+                    4 => go!(4),
+                    5 => go!(5),
+                    _ => go!(6),
+                }
+                i += n;
+            }
+        }
+    }
+}
+
+/// AVX-512F rows kernel for f32 weights. Same contract as [`rows_bf16dp`] with f32 activations.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub unsafe fn rows_fma512_f32(
+    w: &[f32],
+    cols: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    // SAFETY: same contract.
+    unsafe { rows_fma512_t(w, cols, rows, x, t, y, ldy) }
+}
+
+/// AVX-512F rows kernel for f16 weights.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub unsafe fn rows_fma512_f16(
+    w: &[f16],
+    cols: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    // SAFETY: same contract.
+    unsafe { rows_fma512_t(w, cols, rows, x, t, y, ldy) }
+}
+
+/// AVX-512F rows kernel for bf16 weights (CPUs without AVX512_BF16).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub unsafe fn rows_fma512_bf16(
+    w: &[bf16],
+    cols: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    // SAFETY: same contract.
+    unsafe { rows_fma512_t(w, cols, rows, x, t, y, ldy) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 + FMA (+F16C): 8 lanes, 4×2 tiles, scalar tails
+// ---------------------------------------------------------------------------------------------
+
+trait Wide256: Copy {
+    unsafe fn load8(p: *const Self) -> __m256;
+    fn widen(self) -> f32;
+}
+
+impl Wide256 for f32 {
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: 8 readable floats, AVX available (caller).
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Wide256 for f16 {
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: 8 readable halves, F16C available (caller).
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+impl Wide256 for bf16 {
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: 8 readable bf16, AVX2 available (caller).
+        unsafe {
+            let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v))
+        }
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn hsum256(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+    _mm_cvtss_f32(s)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn tile_fma256<T: Wide256, const N: usize>(
+    w: [*const T; R],
+    x: *const f32,
+    cols: usize,
+) -> [[f32; N]; R] {
+    let mut acc = [[_mm256_setzero_ps(); N]; R];
+    let mut k = 0;
+    let mut out = [[0.0f32; N]; R];
+    // SAFETY (whole block): vector loads only while k + 8 <= cols; the tail is scalar.
+    unsafe {
+        while k + 8 <= cols {
+            let wv: [__m256; R] = std::array::from_fn(|j| T::load8(w[j].add(k)));
+            for n in 0..N {
+                let xv = _mm256_loadu_ps(x.add(n * cols + k));
+                for j in 0..R {
+                    acc[j][n] = _mm256_fmadd_ps(wv[j], xv, acc[j][n]);
+                }
+            }
+            k += 8;
+        }
+        for kk in k..cols {
+            for j in 0..R {
+                let wv = (*w[j].add(kk)).widen();
+                for n in 0..N {
+                    out[j][n] += wv * *x.add(n * cols + kk);
+                }
+            }
+        }
+    }
+    for j in 0..R {
+        for n in 0..N {
+            out[j][n] += hsum256(acc[j][n]);
+        }
+    }
+    out
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_fma256_t<T: Wide256>(
+    w: &[T],
+    cols: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    if rows.is_empty() || t == 0 {
+        return;
+    }
+    let wp = w.as_ptr();
+    let tb = token_block(cols, 4, 2);
+    for i0 in (0..t).step_by(tb) {
+        let i1 = (i0 + tb).min(t);
+        for r in rows.clone().step_by(R) {
+            // SAFETY: every tile row is < rows.end.
+            let w4 = tile_rows(r, rows.end).map(|q| unsafe { wp.add(q * cols) });
+            let mut i = i0;
+            while i < i1 {
+                // SAFETY: tokens i..i+n exist; outputs inside the caller's region.
+                let xp = unsafe { x.as_ptr().add(i * cols) };
+                if i1 - i >= 2 {
+                    let res = unsafe { tile_fma256::<T, 2>(w4, xp, cols) };
+                    unsafe { store_tile(&res, r, rows.end, i, y, ldy) };
+                    i += 2;
+                } else {
+                    let res = unsafe { tile_fma256::<T, 1>(w4, xp, cols) };
+                    unsafe { store_tile(&res, r, rows.end, i, y, ldy) };
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// AVX2+FMA rows kernel for f32 weights. Same contract as [`rows_bf16dp`] with f32 activations and
+/// AVX2, FMA and F16C instead of AVX-512.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows_fma256_f32(
+    w: &[f32],
+    cols: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    // SAFETY: same contract.
+    unsafe { rows_fma256_t(w, cols, rows, x, t, y, ldy) }
+}
+
+/// AVX2+FMA rows kernel for f16 weights.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows_fma256_f16(
+    w: &[f16],
+    cols: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    // SAFETY: same contract.
+    unsafe { rows_fma256_t(w, cols, rows, x, t, y, ldy) }
+}
+
+/// AVX2+FMA rows kernel for bf16 weights.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows_fma256_bf16(
+    w: &[bf16],
+    cols: usize,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    // SAFETY: same contract.
+    unsafe { rows_fma256_t(w, cols, rows, x, t, y, ldy) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// f32 vector helpers for attention (dot products and axpy over cache rows)
+// ---------------------------------------------------------------------------------------------
+
+/// `Σ a[i]·b[i]` (AVX-512F).
+///
+/// # Safety
+/// AVX512F available; `a.len() == b.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot_f32_512(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc0 = _mm512_setzero_ps();
+    let mut acc1 = _mm512_setzero_ps();
+    let mut k = 0;
+    // SAFETY: all loads below `n`.
+    unsafe {
+        while k + 32 <= n {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(k)), _mm512_loadu_ps(pb.add(k)), acc0);
+            acc1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(k + 16)),
+                _mm512_loadu_ps(pb.add(k + 16)),
+                acc1,
+            );
+            k += 32;
+        }
+        while k < n {
+            let m: __mmask16 = ((1u32 << (n - k).min(16)) - 1) as u16;
+            acc0 = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(m, pa.add(k)),
+                _mm512_maskz_loadu_ps(m, pb.add(k)),
+                acc0,
+            );
+            k += 16;
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))
+}
+
+/// `y += a·x` (AVX-512F).
+///
+/// # Safety
+/// AVX512F available; `x.len() == y.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn axpy_f32_512(a: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+    let av = _mm512_set1_ps(a);
+    let mut k = 0;
+    // SAFETY: all accesses below `n`.
+    unsafe {
+        while k < n {
+            let m: __mmask16 = ((1u32 << (n - k).min(16)) - 1) as u16;
+            let v = _mm512_fmadd_ps(
+                av,
+                _mm512_maskz_loadu_ps(m, px.add(k)),
+                _mm512_maskz_loadu_ps(m, py.add(k)),
+            );
+            _mm512_mask_storeu_ps(py.add(k), m, v);
+            k += 16;
+        }
+    }
+}
+
+/// `Σ a[i]·b[i]` (AVX2+FMA).
+///
+/// # Safety
+/// AVX2 and FMA available; `a.len() == b.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_f32_256(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = _mm256_setzero_ps();
+    let mut k = 0;
+    let mut tail = 0.0;
+    // SAFETY: all loads below `n`.
+    unsafe {
+        while k + 8 <= n {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(k)), _mm256_loadu_ps(pb.add(k)), acc);
+            k += 8;
+        }
+        for kk in k..n {
+            tail += *pa.add(kk) * *pb.add(kk);
+        }
+    }
+    hsum256(acc) + tail
+}
+
+/// `y += a·x` (AVX2+FMA).
+///
+/// # Safety
+/// AVX2 and FMA available.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn axpy_f32_256(a: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+    let av = _mm256_set1_ps(a);
+    let mut k = 0;
+    // SAFETY: all accesses below `n`.
+    unsafe {
+        while k + 8 <= n {
+            let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(px.add(k)), _mm256_loadu_ps(py.add(k)));
+            _mm256_storeu_ps(py.add(k), v);
+            k += 8;
+        }
+        for kk in k..n {
+            *py.add(kk) += a * *px.add(kk);
+        }
+    }
+}
