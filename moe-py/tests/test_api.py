@@ -165,7 +165,7 @@ def test_generate_is_a_lazy_iterator_with_close(model, reference):
 
 
 def test_sampling_is_seeded(model, reference):
-    kw = dict(max_new_tokens=12, temperature=1.5, top_k=50, top_p=0.95, min_p=0.01, ignore_eos=True)
+    kw = {"max_new_tokens": 12, "temperature": 1.5, "top_k": 50, "top_p": 0.95, "min_p": 0.01, "ignore_eos": True}
     a = list(model.generate(reference["input_ids"], seed=7, **kw))
     b = list(model.generate(reference["input_ids"], seed=7, **kw))
     assert a == b
@@ -176,7 +176,9 @@ def test_sampling_is_seeded(model, reference):
 
 def test_top_k_one_is_greedy(model, reference):
     want = reference["decode_ids"].tolist()
-    got = list(model.generate(reference["input_ids"], temperature=1.0, top_k=1, max_new_tokens=len(want), ignore_eos=True))
+    got = list(
+        model.generate(reference["input_ids"], temperature=1.0, top_k=1, max_new_tokens=len(want), ignore_eos=True)
+    )
     assert got == want
 
 

@@ -74,9 +74,10 @@ def test_greedy_text_continuation_is_the_readme_text(demo, demo_reference):
     assert len(pieces) > 1  # streamed, not all at once
     assert "".join(pieces) == CONTINUATION
     # The same continuation from ids, as ids.
-    assert greedy(demo, demo_reference["input_ids"], n=len(demo_reference["decode_ids"])) == demo_reference[
-        "decode_ids"
-    ].tolist()
+    assert (
+        greedy(demo, demo_reference["input_ids"], n=len(demo_reference["decode_ids"]))
+        == demo_reference["decode_ids"].tolist()
+    )
 
 
 def test_text_stream_api(demo):
@@ -104,7 +105,7 @@ def test_stop_strings(demo):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_sampled_text_pieces_join_to_the_decoded_ids(demo, seed):
-    kw = dict(max_new_tokens=48, temperature=1.3, seed=seed, ignore_eos=True)
+    kw = {"max_new_tokens": 48, "temperature": 1.3, "seed": seed, "ignore_eos": True}
     ids = list(demo.generate(demo.tokenizer.encode(PROMPT), **kw))
     pieces = list(demo.generate(PROMPT, **kw))
     assert "".join(pieces) == demo.tokenizer.decode(ids, skip_special_tokens=True)

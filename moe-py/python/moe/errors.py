@@ -9,21 +9,21 @@ a missing checkpoint is a :class:`FileNotFoundError`, a bad token id or empty pr
 from __future__ import annotations
 
 __all__ = [
-    "MoeError",
-    "IoError",
-    "NotFoundError",
     "ConfigError",
-    "InconsistentConfigError",
-    "UnsupportedArchitectureError",
-    "FormatError",
-    "MissingTensorError",
-    "ShapeError",
-    "DtypeError",
-    "TokenOutOfRangeError",
-    "EmptyPromptError",
     "ContextFullError",
+    "DtypeError",
+    "EmptyPromptError",
+    "FormatError",
+    "InconsistentConfigError",
     "InvalidArgumentError",
+    "IoError",
+    "MissingTensorError",
+    "MoeError",
+    "NotFoundError",
+    "ShapeError",
+    "TokenOutOfRangeError",
     "TokenizerError",
+    "UnsupportedArchitectureError",
 ]
 
 
