@@ -13,6 +13,7 @@ use crate::attention::{Selection, SparseMode};
 use crate::cache::ModelCache;
 use crate::config::ModelConfig;
 use crate::error::Result;
+use crate::kernels::Precision;
 use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
 use crate::text::{GenerationConfig, Tokenizer};
 use crate::weights::{Checkpoint, WeightSource};
@@ -51,6 +52,8 @@ pub struct Model {
     pub generation_config: GenerationConfig,
     tokenizer: Option<Arc<Tokenizer>>,
     checkpoint: Arc<Checkpoint>,
+    /// The dedicated worker pool set by [`Model::set_compute`]; `None` runs on rayon's global pool.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Model {
@@ -103,7 +106,39 @@ impl Model {
             generation_config,
             tokenizer,
             checkpoint,
+            pool: None,
         })
+    }
+
+    /// Runs this model's products on a dedicated pool of `threads` workers (all cores when `None`),
+    /// with activations meeting bf16 weights at `precision` in prefill products. Without a call the
+    /// model uses rayon's global pool at [`Precision::F32`].
+    pub fn set_compute(&mut self, threads: Option<usize>, precision: Precision) -> Result<()> {
+        if threads == Some(0) {
+            return Err(crate::Error::InvalidArgument(
+                "threads must be at least 1".into(),
+            ));
+        }
+        let pool = crate::kernels::build_pool(threads, precision)
+            .map_err(|e| crate::Error::InvalidArgument(format!("thread pool: {e}")))?;
+        self.pool = Some(Arc::new(pool));
+        Ok(())
+    }
+
+    /// Worker threads the products of this model are split over.
+    pub fn threads(&self) -> usize {
+        match &self.pool {
+            Some(p) => p.current_num_threads(),
+            None => rayon::current_num_threads(),
+        }
+    }
+
+    /// Runs `f` on this model's pool (or the caller's when it has none).
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
     }
 
     /// The tokenizer of the checkpoint directory, when it has a `tokenizer.json`.
@@ -160,7 +195,7 @@ impl Model {
         let mut x = self.embed_tokens.forward(ids); // [T, H]
         let mut selection: Option<Selection> = None;
         for (i, (block, c)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
-            block.forward(&mut x, &positions, c, &mut selection, mode);
+            self.run(|| block.forward(&mut x, &positions, c, &mut selection, mode));
             if let Some(f) = hook.as_mut() {
                 f(i, &x);
             }
@@ -175,6 +210,6 @@ impl Model {
             f(self.layers.len(), rows);
         }
         let n = rows.len() / h;
-        self.lm_head.forward(rows, n)
+        self.run(|| self.lm_head.forward(rows, n))
     }
 }

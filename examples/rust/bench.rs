@@ -1,0 +1,232 @@
+//! Prefill and decode throughput of a checkpoint, with the weight bytes a decoded token reads.
+//!
+//! ```text
+//! cargo run --release --example bench -- --model DIR --prompt 512 --gen 128 --threads 2
+//! ```
+//! Options: --reps N (measured repetitions after one warm-up, default 3; medians are printed),
+//! --precision bf16|f32 (how activations meet bf16 weights in prefill products; bf16 is what llama.cpp's
+//! BF16 path and PyTorch bf16 do, and the default here), --seed S (random prompt ids), --json (one JSON
+//! line on stdout as well). The kernel level can be forced with MOE_KERNELS=scalar|avx2|avx512|avx512bf16.
+//!
+//! Bytes per decoded token count the weights one token streams: every non-expert matrix (attention,
+//! routers, shared experts, dense MLPs), `top_k` routed experts per MoE layer, the lm_head and one
+//! embedding row. The implied GB/s is those bytes times the median decode rate.
+
+#[path = "common/args.rs"]
+mod args;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use moe_core::attention::{Attention, QueryProj};
+use moe_core::kernels::{self, Precision};
+use moe_core::layers::Mlp;
+use moe_core::model::FeedForward;
+use moe_core::{argmax, LogitsMode, Model, Session, SessionParams};
+
+fn default_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-deepseek-pycode")
+}
+
+fn mlp_bytes(m: &Mlp) -> usize {
+    m.gate_proj.weight_bytes() + m.up_proj.weight_bytes() + m.down_proj.weight_bytes()
+}
+
+/// Weight bytes one decoded token reads (see the module docs).
+fn bytes_per_token(model: &Model) -> usize {
+    let mut total = model.lm_head.weight_bytes();
+    let emb = &model.embed_tokens.weight;
+    total += emb.bytes().len() / emb.shape()[0];
+    for layer in &model.layers {
+        total += match &layer.self_attn {
+            Attention::Gqa(g) => {
+                g.q_proj.weight_bytes()
+                    + g.k_proj.weight_bytes()
+                    + g.v_proj.weight_bytes()
+                    + g.o_proj.weight_bytes()
+            }
+            Attention::Mla(m) => {
+                let q = match &m.q {
+                    QueryProj::LoRa {
+                        q_a_proj, q_b_proj, ..
+                    } => q_a_proj.weight_bytes() + q_b_proj.weight_bytes(),
+                    QueryProj::Full { q_proj } => q_proj.weight_bytes(),
+                };
+                let ix = m.indexer.as_ref().map_or(0, |i| {
+                    i.wq_b.weight_bytes() + i.wk.weight_bytes() + i.weights_proj.weight_bytes()
+                });
+                q + m.kv_a_proj_with_mqa.weight_bytes()
+                    + m.kv_b_proj.weight_bytes()
+                    + m.o_proj.weight_bytes()
+                    + ix
+            }
+        };
+        total += match &layer.ffn {
+            FeedForward::Dense(m) => mlp_bytes(m),
+            FeedForward::Moe(b) => {
+                let shared = b.shared.as_ref().map_or(0, |s| {
+                    mlp_bytes(&s.mlp) + s.gate.as_ref().map_or(0, |g| g.weight_bytes())
+                });
+                b.router.gate.weight_bytes()
+                    + shared
+                    + b.router.top_k * b.experts.first().map_or(0, |e| e.weight_bytes())
+            }
+        };
+    }
+    total
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn fmt_runs(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One prefill of `prompt` and `gen` greedy decode steps; returns (prefill tok/s, decode tok/s).
+fn run_once(model: &Arc<Model>, prompt: &[u32], gen: usize) -> Result<(f64, f64), String> {
+    let params = SessionParams {
+        max_context: Some(prompt.len() + gen + 1),
+        ..Default::default()
+    };
+    let mut s = Session::new(model.clone(), &params).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let logits = s
+        .prefill(prompt, LogitsMode::Last)
+        .map_err(|e| e.to_string())?;
+    let prefill = prompt.len() as f64 / t0.elapsed().as_secs_f64();
+    let mut next = argmax(&logits) as u32;
+    let t1 = Instant::now();
+    for _ in 0..gen {
+        let l = s.decode(next).map_err(|e| e.to_string())?;
+        next = argmax(&l) as u32;
+    }
+    let decode = gen as f64 / t1.elapsed().as_secs_f64().max(1e-9);
+    Ok((prefill, decode))
+}
+
+fn run() -> Result<(), String> {
+    let args = args::Args::parse(&["json"])?;
+    let dir = args
+        .get("model")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_model);
+    let n_prompt: usize = args.parse_or("prompt", 512)?;
+    let gen: usize = args.parse_or("gen", 128)?;
+    let reps: usize = args.parse_or("reps", 3)?;
+    let threads: Option<usize> = args.opt("threads")?;
+    let seed: u64 = args.parse_or("seed", 1)?;
+    let precision = match args.get("precision").unwrap_or("bf16") {
+        "bf16" => Precision::Bf16,
+        "f32" => Precision::F32,
+        p => return Err(format!("--precision must be bf16 or f32, not {p}")),
+    };
+    if n_prompt == 0 || reps == 0 {
+        return Err("--prompt and --reps must be at least 1".into());
+    }
+
+    let t_load = Instant::now();
+    let mut model = Model::load(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    model
+        .set_compute(threads, precision)
+        .map_err(|e| e.to_string())?;
+    let load_s = t_load.elapsed().as_secs_f64();
+    let model = Arc::new(model);
+    let bpt = bytes_per_token(&model);
+    println!(
+        "model {} ({}, {} layers), {:.2} GB mapped; threads {}, kernels {}, precision {:?}",
+        dir.display(),
+        model.config.architecture,
+        model.config.num_layers,
+        model.checkpoint_bytes() as f64 / 1e9,
+        model.threads(),
+        kernels::isa(),
+        precision
+    );
+
+    // Random prompt ids (a fixed LCG), as llama-bench and the PyTorch script use.
+    let v = model.vocab_size() as u64;
+    let mut st = seed;
+    let prompt: Vec<u32> = (0..n_prompt)
+        .map(|_| {
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((st >> 33) % v) as u32
+        })
+        .collect();
+
+    // Warm-up: the first forward pages the mapped weights in (cold when the page cache is cold).
+    let (wp, wd) = run_once(&model, &prompt, gen.min(8))?;
+    println!(
+        "load {load_s:.3} s; warm-up prefill {n_prompt}: {wp:.2} tok/s ({:.2} s to its first logits incl. {} decode steps at {wd:.2} tok/s)",
+        n_prompt as f64 / wp,
+        gen.min(8)
+    );
+    let (mut pp, mut tg) = (vec![], vec![]);
+    for _ in 0..reps {
+        let (p, d) = run_once(&model, &prompt, gen)?;
+        pp.push(p);
+        tg.push(d);
+    }
+    let (pm, dm) = (median(&pp), median(&tg));
+    println!(
+        "prefill {n_prompt}: median {pm:.2} tok/s  (runs {})",
+        fmt_runs(&pp)
+    );
+    if gen > 0 {
+        println!(
+            "decode {gen}: median {dm:.2} tok/s  (runs {})",
+            fmt_runs(&tg)
+        );
+    }
+    println!(
+        "weights read per decoded token: {:.4} GB -> {:.1} GB/s at the median decode rate",
+        bpt as f64 / 1e9,
+        bpt as f64 * dm / 1e9
+    );
+    if args.flag("json") {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": dir.display().to_string(),
+                "threads": model.threads(),
+                "kernels": kernels::isa().to_string(),
+                "precision": format!("{precision:?}"),
+                "prompt": n_prompt,
+                "gen": gen,
+                "load_s": load_s,
+                "prefill_tok_s": pp,
+                "decode_tok_s": tg,
+                "prefill_median": pm,
+                "decode_median": dm,
+                "bytes_per_token": bpt,
+                "decode_gb_s": bpt as f64 * dm / 1e9,
+            })
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
