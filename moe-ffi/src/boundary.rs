@@ -56,16 +56,20 @@ pub fn record_panic(payload: Box<dyn Any + Send>) {
     set_last_error(&format!("internal error (panic): {what}"));
 }
 
-/// Runs the body of an `extern "C"` function, turning a panic into the return type's `OnPanic` value.
+/// Runs the body of an `extern "C"` function, turning a panic into the return type's `OnPanic` value,
+/// or into the value given with `on_panic = EXPR;` (which must not panic itself).
 macro_rules! ffi_boundary {
-    ($($body:tt)*) => {
+    (on_panic = $fallback:expr; $($body:tt)*) => {
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| { $($body)* })) {
             Ok(value) => value,
             Err(payload) => {
                 $crate::boundary::record_panic(payload);
-                $crate::boundary::OnPanic::on_panic()
+                $fallback
             }
         }
+    };
+    ($($body:tt)*) => {
+        $crate::boundary::ffi_boundary!(on_panic = $crate::boundary::OnPanic::on_panic(); $($body)*)
     };
 }
 pub(crate) use ffi_boundary;
@@ -89,6 +93,10 @@ mod tests {
         ffi_boundary! { let v: Vec<usize> = Vec::new(); v[3] }
     }
 
+    extern "C" fn panics_with_fallback() -> *const c_char {
+        ffi_boundary! { on_panic = c"fallback".as_ptr(); panic!("x") }
+    }
+
     #[test]
     fn a_panic_becomes_a_status_and_a_message() {
         assert_eq!(panics(0), moe_status::MOE_OK);
@@ -100,5 +108,8 @@ mod tests {
         // SAFETY: as above.
         let msg = unsafe { CStr::from_ptr(moe_last_error()) }.to_string_lossy();
         assert!(msg.contains("index out of bounds"), "{msg}");
+        // SAFETY: the fallback is a static NUL-terminated string.
+        let s = unsafe { CStr::from_ptr(panics_with_fallback()) };
+        assert_eq!(s, c"fallback");
     }
 }

@@ -11,7 +11,7 @@ use crate::args::{array_in, cstr_arg, out_ptr, text_arg, write_out};
 use crate::boundary::ffi_boundary;
 use crate::last_error::{status_of, FfiResult};
 use crate::model::{model_ref, moe_model};
-use crate::sampler::moe_sampler_params;
+use crate::sampler::{moe_sampler_params, GREEDY};
 use crate::session::{handle_mut, moe_session};
 use crate::status::moe_status;
 use crate::text::{chat_messages, moe_chat_message, tokenizer_of};
@@ -74,10 +74,11 @@ fn default_params(sampler: moe_sampler_params, max_new_tokens: usize) -> moe_gen
 /// Thread-safety: may be called from any thread.
 #[no_mangle]
 pub extern "C" fn moe_generate_default_params() -> moe_generate_params {
-    default_params(
-        crate::sampler::moe_sampler_default_params(),
-        GenerateOptions::default().max_new_tokens,
-    )
+    ffi_boundary! {
+        // Stand-in should computing the defaults panic: the same values, spelled out.
+        on_panic = default_params(GREEDY, 128);
+        default_params(GREEDY, GenerateOptions::default().max_new_tokens)
+    }
 }
 
 /// The model's generation defaults: `moe_generate_default_params()` with the sampling settings and

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
+use crate::boundary::ffi_boundary;
 use crate::status::moe_status;
 
 /// A failed call: the status the caller gets and the message `moe_last_error` shows.
@@ -83,9 +84,12 @@ pub fn value_or<T>(fallback: T, f: impl FnOnce() -> FfiResult<T>) -> T {
 /// its own message.
 #[no_mangle]
 pub extern "C" fn moe_last_error() -> *const c_char {
-    LAST_ERROR
-        .try_with(|slot| slot.borrow().as_ptr())
-        .unwrap_or(c"".as_ptr())
+    ffi_boundary! {
+        on_panic = c"".as_ptr();
+        LAST_ERROR
+            .try_with(|slot| slot.borrow().as_ptr())
+            .unwrap_or(c"".as_ptr())
+    }
 }
 
 #[cfg(test)]

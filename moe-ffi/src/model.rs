@@ -59,11 +59,13 @@ pub struct moe_model_params {
 /// Thread-safety: may be called from any thread.
 #[no_mangle]
 pub extern "C" fn moe_model_default_params() -> moe_model_params {
-    moe_model_params {
-        progress: None,
-        progress_user_data: std::ptr::null_mut(),
-    }
+    ffi_boundary! { on_panic = DEFAULT_PARAMS; DEFAULT_PARAMS }
 }
+
+const DEFAULT_PARAMS: moe_model_params = moe_model_params {
+    progress: None,
+    progress_user_data: std::ptr::null_mut(),
+};
 
 /// Loads the checkpoint directory `path` (config.json and safetensors, sharded or not).
 ///

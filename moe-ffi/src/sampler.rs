@@ -24,7 +24,7 @@ impl Handle for moe_sampler {
 /// Options of `moe_sampler_new`. Get the defaults from `moe_sampler_default_params()` and change
 /// fields, so programs keep compiling when fields are added.
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[allow(non_camel_case_types)]
 pub struct moe_sampler_params {
     /// 0 is greedy (always the most likely token; the default); otherwise logits are divided by it.
@@ -76,8 +76,18 @@ impl From<SamplerParams> for moe_sampler_params {
 /// Thread-safety: may be called from any thread.
 #[no_mangle]
 pub extern "C" fn moe_sampler_default_params() -> moe_sampler_params {
-    SamplerParams::default().into()
+    ffi_boundary! { on_panic = GREEDY; SamplerParams::default().into() }
 }
+
+/// Greedy sampling, spelled out so that it can stand in when computing the defaults panicked.
+pub(crate) const GREEDY: moe_sampler_params = moe_sampler_params {
+    temperature: 0.0,
+    top_k: 0,
+    top_p: 1.0,
+    min_p: 0.0,
+    repetition_penalty: 1.0,
+    seed: 0,
+};
 
 /// Makes a sampler. `params` may be NULL for the defaults (greedy). Out-of-range parameters fail
 /// with `MOE_ERR_INVALID_ARGUMENT`.
@@ -171,5 +181,16 @@ pub unsafe extern "C" fn moe_sampler_sample(
             unsafe { write_out(out, token) };
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_the_engine_default_and_greedy() {
+        assert_eq!(moe_sampler_default_params(), GREEDY);
+        assert_eq!(SamplerParams::from(GREEDY), SamplerParams::default());
     }
 }

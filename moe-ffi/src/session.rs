@@ -44,11 +44,13 @@ pub struct moe_session_params {
 /// Thread-safety: may be called from any thread.
 #[no_mangle]
 pub extern "C" fn moe_session_default_params() -> moe_session_params {
-    moe_session_params {
-        max_context: 0,
-        dense_attention: false,
-    }
+    ffi_boundary! { on_panic = DEFAULT_PARAMS; DEFAULT_PARAMS }
 }
+
+const DEFAULT_PARAMS: moe_session_params = moe_session_params {
+    max_context: 0,
+    dense_attention: false,
+};
 
 /// Starts an empty session on `model`. `params` may be NULL for the defaults.
 ///

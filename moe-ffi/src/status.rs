@@ -2,6 +2,8 @@
 
 use std::ffi::{c_char, CStr};
 
+use crate::boundary::ffi_boundary;
+
 /// The result of a call. `MOE_OK` is 0; every other value is an error whose details
 /// `moe_last_error()` gives on the same thread. Values are stable: new ones are only appended.
 #[repr(u32)]
@@ -150,11 +152,14 @@ pub type moe_status_arg = u32;
 /// Ownership: the string is static; do not free it. Thread-safety: may be called from any thread.
 #[no_mangle]
 pub extern "C" fn moe_status_str(status: moe_status_arg) -> *const c_char {
-    let text = ALL_STATUSES
-        .iter()
-        .find(|s| **s as u32 == status)
-        .map_or(c"unknown status", |s| s.text());
-    text.as_ptr()
+    ffi_boundary! {
+        on_panic = c"unknown status".as_ptr();
+        let text = ALL_STATUSES
+            .iter()
+            .find(|s| **s as u32 == status)
+            .map_or(c"unknown status", |s| s.text());
+        text.as_ptr()
+    }
 }
 
 #[cfg(test)]

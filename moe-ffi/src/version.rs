@@ -3,6 +3,8 @@
 
 use std::ffi::{c_char, CStr};
 
+use crate::boundary::ffi_boundary;
+
 const VERSION: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
         Ok(v) => v,
@@ -15,7 +17,7 @@ const VERSION: &CStr =
 /// Ownership: static; do not free. Thread-safety: may be called from any thread.
 #[no_mangle]
 pub extern "C" fn moe_version() -> *const c_char {
-    VERSION.as_ptr()
+    ffi_boundary! { on_panic = VERSION.as_ptr(); VERSION.as_ptr() }
 }
 
 #[cfg(test)]

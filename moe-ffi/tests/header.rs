@@ -37,8 +37,10 @@ fn version_macros_come_from_cargo_toml() {
     );
 }
 
+/// Every `#[no_mangle]` function is named `moe_*`, declared in the header, and runs its body inside
+/// the panic boundary.
 #[test]
-fn exported_functions_are_declared() {
+fn exported_functions_are_declared_and_wrapped() {
     let h = header();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut n = 0;
@@ -56,6 +58,11 @@ fn exported_functions_are_declared() {
                 .iter()
                 .any(|p| h.contains(&format!("{p}{name}(")));
             assert!(declared, "moe.h lacks {name}");
+            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "}").collect();
+            assert!(
+                body.iter().any(|l| l.contains("ffi_boundary!")),
+                "{name} does not run inside ffi_boundary!"
+            );
             n += 1;
         }
     }
