@@ -189,3 +189,21 @@ def test_repetition_penalty_changes_greedy_output(model, reference):
     )
     assert not set(got) & set(reference["input_ids"].tolist())
     assert got != want or not set(want) & set(reference["input_ids"].tolist())
+
+
+def test_dedicated_pool_and_precision(reference):
+    one = moe.Model(fixture_dir("deepseek_v3"), threads=1)
+    assert one.threads == 1
+    logits = one.session().prefill(reference["input_ids"], all_logits=True)
+    np.testing.assert_allclose(logits, reference["prefill_logits"], rtol=0, atol=TOL)
+    fast = moe.Model(fixture_dir("deepseek_v3"), threads=2, precision="bf16")
+    assert fast.threads == 2
+    approx = fast.session().prefill(reference["input_ids"], all_logits=True)
+    scale = np.abs(reference["prefill_logits"]).max()
+    np.testing.assert_allclose(approx, reference["prefill_logits"], rtol=0, atol=0.05 * scale)
+
+
+@pytest.mark.parametrize("kwargs", [{"threads": 0}, {"threads": -2}, {"precision": "fp8"}])
+def test_bad_compute_arguments(kwargs):
+    with pytest.raises(ValueError):
+        moe.Model(fixture_dir("deepseek_v3"), **kwargs)

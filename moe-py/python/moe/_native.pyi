@@ -3,7 +3,7 @@
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, final, overload
+from typing import Any, Literal, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,8 @@ class Model:
         max_context: int | None = None,
         sparse: bool = True,
         progress: Callable[[int, int], object] | None = None,
+        threads: int | None = None,
+        precision: Literal["f32", "bf16"] = "f32",
     ) -> Model: ...
     @property
     def path(self) -> Path: ...
@@ -55,6 +57,8 @@ class Model:
     def hidden_size(self) -> int: ...
     @property
     def checkpoint_bytes(self) -> int: ...
+    @property
+    def threads(self) -> int: ...
     @property
     def tokenizer(self) -> Tokenizer | None: ...
     def session(self, *, max_context: int | None = None, sparse: bool | None = None) -> Session: ...
