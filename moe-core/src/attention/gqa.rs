@@ -126,14 +126,12 @@ impl Gqa {
             let lo = self.first_visible(p).max(cache.k.start());
             let qh = &q[i * nh * d + h * d..i * nh * d + (h + 1) * d];
             let mut scores: Vec<f32> = (lo..=p)
-                .map(|tk| {
-                    scale * kernels::scalar::dot_f32(qh, &cache.k.row(tk)[kvh * d..(kvh + 1) * d])
-                })
+                .map(|tk| scale * kernels::dot_f32(qh, &cache.k.row(tk)[kvh * d..(kvh + 1) * d]))
                 .collect();
             softmax_with_sink(&mut scores, self.sinks.as_ref().map(|s| s[h]));
             for (tk, w) in (lo..=p).zip(&scores) {
                 let vr = &cache.v.row(tk)[kvh * d..(kvh + 1) * d];
-                out.iter_mut().zip(vr).for_each(|(o, x)| *o += w * x);
+                kernels::axpy_f32(*w, vr, out);
             }
         });
         cache.evict();

@@ -97,7 +97,7 @@ impl Indexer {
                         qi.chunks_exact(dh)
                             .zip(wi)
                             .map(|(qh, wh)| {
-                                wh * w_scale * (s_scale * kernels::scalar::dot_f32(qh, kt)).max(0.0)
+                                wh * w_scale * (s_scale * kernels::dot_f32(qh, kt)).max(0.0)
                             })
                             .sum()
                     })

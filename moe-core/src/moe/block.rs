@@ -1,6 +1,8 @@
 //! The MoE feed-forward block: router → tokens grouped by expert → expert MLPs → weighted sum
 //! (+ shared expert, optionally gated).
 
+use rayon::prelude::*;
+
 use super::{Expert, Router};
 use crate::config::ExpertActivation;
 use crate::kernels;
@@ -37,22 +39,28 @@ impl MoeBlock {
         }
         let mut y = vec![0.0; t * h];
         let scale_input = self.router.scales_input();
-        for (e, toks) in assigned.iter().enumerate() {
-            if toks.is_empty() {
-                continue;
-            }
-            // xs[n_e, H]: the expert's tokens (Llama 4 scales the input by the router weight).
-            let mut xs = Vec::with_capacity(toks.len() * h);
-            for &(i, w) in toks {
-                let row = &x[i * h..(i + 1) * h];
-                if scale_input {
-                    xs.extend(row.iter().map(|v| v * w));
-                } else {
-                    xs.extend_from_slice(row);
+        // The active experts run in parallel (in decode: the top-k experts of the one token), each
+        // product further split by rows when workers are free; outputs are summed in expert order.
+        let active: Vec<usize> = (0..e_count).filter(|&e| !assigned[e].is_empty()).collect();
+        let outs: Vec<Vec<f32>> = active
+            .par_iter()
+            .map(|&e| {
+                let toks = &assigned[e];
+                // xs[n_e, H]: the expert's tokens (Llama 4 scales the input by the router weight).
+                let mut xs = Vec::with_capacity(toks.len() * h);
+                for &(i, w) in toks {
+                    let row = &x[i * h..(i + 1) * h];
+                    if scale_input {
+                        xs.extend(row.iter().map(|v| v * w));
+                    } else {
+                        xs.extend_from_slice(row);
+                    }
                 }
-            }
-            let out = self.experts[e].forward(&xs, toks.len(), self.activation); // [n_e, H]
-            for (k, &(i, w)) in toks.iter().enumerate() {
+                self.experts[e].forward(&xs, toks.len(), self.activation) // [n_e, H]
+            })
+            .collect();
+        for (&e, out) in active.iter().zip(&outs) {
+            for (k, &(i, w)) in assigned[e].iter().enumerate() {
                 let scale = if scale_input { 1.0 } else { w };
                 for (o, v) in y[i * h..(i + 1) * h]
                     .iter_mut()
