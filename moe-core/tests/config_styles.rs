@@ -34,7 +34,7 @@ fn rename_tensors(dir: &Path, f: impl Fn(&str) -> String) {
             })
             .collect();
         let mut h = serde_json::to_vec(&renamed).unwrap();
-        while h.len() % 8 != 0 {
+        while !h.len().is_multiple_of(8) {
             h.push(b' ');
         }
         let mut out = (h.len() as u64).to_le_bytes().to_vec();

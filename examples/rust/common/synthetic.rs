@@ -50,7 +50,7 @@ pub fn write_checkpoint(
         offset += bytes;
     }
     let mut h = serde_json::to_vec(&serde_json::Value::Object(header))?;
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("model.safetensors"))?);

@@ -149,14 +149,14 @@ fn default_mask(
     chunk: Option<usize>,
 ) -> Result<AttentionMask> {
     Ok(match (f, window) {
-        (Family::GptOss, Some(w)) if i % 2 == 0 => AttentionMask::SlidingWindow(w),
+        (Family::GptOss, Some(w)) if i.is_multiple_of(2) => AttentionMask::SlidingWindow(w),
         (Family::Mixtral, Some(w)) => AttentionMask::SlidingWindow(w),
         (Family::Qwen3Moe, Some(w)) if raw.bool_or("use_sliding_window", false)? => {
             AttentionMask::SlidingWindow(w)
         }
         (Family::Qwen2Moe, Some(w))
             if raw.bool_or("use_sliding_window", false)?
-                && i % 2 == 0
+                && i.is_multiple_of(2)
                 && i < raw.usize_or("max_window_layers", 28)? =>
         {
             AttentionMask::SlidingWindow(w)

@@ -112,7 +112,7 @@ impl Tensor {
         map: &Arc<memmap2::Mmap>,
         range: Range<usize>,
     ) -> Self {
-        let aligned = (map.as_ptr() as usize + range.start) % dtype.size() == 0;
+        let aligned = (map.as_ptr() as usize + range.start).is_multiple_of(dtype.size());
         let (storage, range) = if aligned {
             (Storage::Mapped(map.clone()), range)
         } else {
