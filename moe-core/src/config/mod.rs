@@ -200,6 +200,8 @@ pub struct ModelConfig {
     pub moe: Option<MoeConfig>,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
+    /// Block shape of FP8 weight scales (`quantization_config.weight_block_size`, default 128×128).
+    pub fp8_block: (usize, usize),
     /// The (text) config object as read, for callers that want other keys.
     pub raw: serde_json::Value,
 }
@@ -247,6 +249,18 @@ impl ModelConfig {
         if cfg.eos_token_ids.is_empty() {
             cfg.eos_token_ids = top.token_ids("eos_token_id")?;
         }
+        if let Some(q) = top.opt_obj("quantization_config")? {
+            if let Some(b) = q.opt_usize_list("weight_block_size")? {
+                match b.as_slice() {
+                    [r, c] if *r > 0 && *c > 0 => cfg.fp8_block = (*r, *c),
+                    _ => {
+                        return Err(Error::InconsistentConfig(format!(
+                            "weight_block_size {b:?} is not two positive sizes"
+                        )))
+                    }
+                }
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -283,6 +297,7 @@ impl ModelConfig {
             moe: None,
             bos_token_id: raw.opt_usize("bos_token_id")?.map(|b| b as u32),
             eos_token_ids: raw.token_ids("eos_token_id")?,
+            fp8_block: (128, 128),
             raw: serde_json::Value::Null,
         };
         if family.is_mla() {

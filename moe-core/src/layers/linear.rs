@@ -1,8 +1,9 @@
 //! A linear layer whose weight stays in the checkpoint's dtype.
 
+use super::fp8::Fp8Matrix;
 use crate::error::Result;
 use crate::kernels::{self, MatRef};
-use crate::weights::{Tensor, WeightSource};
+use crate::weights::{DType, Tensor, WeightSource};
 
 /// How the stored matrix is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +16,10 @@ pub enum Orientation {
 
 #[derive(Debug, Clone)]
 pub struct Linear {
+    /// The stored weight (F8_E4M3 bytes when `fp8` is set).
     pub weight: Tensor,
+    /// FP8 block-scaled weights (published FP8 checkpoints); `None` for bf16/f16/f32.
+    pub fp8: Option<Box<Fp8Matrix>>,
     pub bias: Option<Vec<f32>>,
     pub in_dim: usize,
     pub out_dim: usize,
@@ -32,7 +36,12 @@ impl Linear {
         bias: bool,
     ) -> Result<Self> {
         let s = src.pp(name);
-        let weight = s.get("weight", &[out_dim, in_dim])?;
+        let (weight, fp8) = if s.dtype_of("weight") == Some(DType::F8E4M3) {
+            let m = Fp8Matrix::load(&s, out_dim, in_dim, s.fp8_block())?;
+            (m.weight.clone(), Some(Box::new(m)))
+        } else {
+            (s.get("weight", &[out_dim, in_dim])?, None)
+        };
         let bias = if bias {
             Some(s.get_f32("bias", &[out_dim])?)
         } else {
@@ -40,11 +49,21 @@ impl Linear {
         };
         Ok(Linear {
             weight,
+            fp8,
             bias,
             in_dim,
             out_dim,
             orientation: Orientation::OutIn,
         })
+    }
+
+    /// The same layer with FP8 weights dequantised to f32 once (for weights used in slices, like
+    /// MLA's `kv_b_proj`); float layers are returned unchanged.
+    pub fn into_float(mut self) -> Self {
+        if let Some(m) = self.fp8.take() {
+            self.weight = m.dequantize();
+        }
+        self
     }
 
     /// A linear layer over an already-sliced 2-D tensor.
@@ -56,6 +75,7 @@ impl Linear {
         };
         Linear {
             weight,
+            fp8: None,
             bias,
             in_dim,
             out_dim,
@@ -80,9 +100,10 @@ impl Linear {
     }
 
     pub fn forward_into(&self, x: &[f32], t: usize, y: &mut [f32]) {
-        match self.orientation {
-            Orientation::OutIn => kernels::matmul_t(self.mat(), x, t, y),
-            Orientation::InOut => kernels::matmul_n(self.mat(), x, t, y),
+        match (&self.fp8, self.orientation) {
+            (Some(m), _) => m.matmul_t(x, t, y),
+            (None, Orientation::OutIn) => kernels::matmul_t(self.mat(), x, t, y),
+            (None, Orientation::InOut) => kernels::matmul_n(self.mat(), x, t, y),
         }
         if let Some(b) = &self.bias {
             for row in y.chunks_exact_mut(self.out_dim) {

@@ -1,6 +1,7 @@
 //! Building blocks shared by every family: linear, embedding, norms, RoPE, MLP.
 
 mod embedding;
+pub mod fp8;
 mod linear;
 mod mlp;
 mod norm;

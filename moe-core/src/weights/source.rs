@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 pub struct WeightSource {
     ckpt: Arc<Checkpoint>,
     prefix: String,
+    /// Block shape of FP8 `weight_scale_inv` grids (`quantization_config.weight_block_size`).
+    fp8_block: (usize, usize),
 }
 
 impl WeightSource {
@@ -18,7 +20,23 @@ impl WeightSource {
         WeightSource {
             ckpt,
             prefix: String::new(),
+            fp8_block: (128, 128),
         }
+    }
+
+    /// The same source with another FP8 scale block shape.
+    pub fn with_fp8_block(mut self, block: (usize, usize)) -> Self {
+        self.fp8_block = block;
+        self
+    }
+
+    pub fn fp8_block(&self) -> (usize, usize) {
+        self.fp8_block
+    }
+
+    /// The stored dtype of `name`, if present.
+    pub fn dtype_of(&self, name: &str) -> Option<super::DType> {
+        self.ckpt.get(&self.full(name)).map(|t| t.dtype())
     }
 
     /// The source one level down: names under `prefix.name`.
@@ -31,6 +49,7 @@ impl WeightSource {
         WeightSource {
             ckpt: self.ckpt.clone(),
             prefix,
+            fp8_block: self.fp8_block,
         }
     }
 
@@ -48,6 +67,19 @@ impl WeightSource {
 
     /// A float tensor (F32/F16/BF16) of exactly `shape`.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.get_any(name, shape)?;
+        if !t.dtype().is_float_weight() {
+            return Err(Error::Dtype {
+                name: self.full(name),
+                expected: "F32, F16 or BF16".into(),
+                found: t.dtype().to_string(),
+            });
+        }
+        Ok(t)
+    }
+
+    /// A tensor of exactly `shape` in any dtype (callers check the dtype they can use).
+    pub fn get_any(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let full = self.full(name);
         let t = self
             .ckpt
@@ -58,13 +90,6 @@ impl WeightSource {
                 name: full,
                 expected: shape.to_vec(),
                 found: t.shape().to_vec(),
-            });
-        }
-        if !t.dtype().is_float_weight() {
-            return Err(Error::Dtype {
-                name: full,
-                expected: "F32, F16 or BF16".into(),
-                found: t.dtype().to_string(),
             });
         }
         Ok(t.clone())
