@@ -38,8 +38,16 @@ fn dedicated_pools_match_the_global_pool_and_bf16_prefill_stays_close() {
         let mut m = Model::load(&dir).unwrap();
         m.set_compute(Some(2), Precision::Bf16).unwrap();
         let got = logits(m, ids, dec);
-        let d = max_abs_diff(&got, &base);
-        assert!(d < 5e-2, "{family} bf16 prefill: {d}");
+        // Relative L2 error over all logits: rounding may flip a routing choice at some position
+        // (a discontinuity no tolerance on the maximum would survive), not the bulk of the logits.
+        let err: f32 = got.iter().zip(&base).map(|(a, b)| (a - b) * (a - b)).sum();
+        let norm: f32 = base.iter().map(|v| v * v).sum();
+        let rel = (err / norm).sqrt();
+        eprintln!(
+            "{family} bf16 prefill: relative L2 error {rel:.2e}, max abs {}",
+            max_abs_diff(&got, &base)
+        );
+        assert!(rel < 1e-2, "{family} bf16 prefill: relative L2 error {rel}");
     }
 }
 
@@ -47,4 +55,32 @@ fn dedicated_pools_match_the_global_pool_and_bf16_prefill_stays_close() {
 fn zero_threads_is_rejected() {
     let mut m = Model::load(own_fixtures().join("qwen3_moe")).unwrap();
     assert!(m.set_compute(Some(0), Precision::F32).is_err());
+}
+
+/// MLA's expanded attention (long prompts) and latent attention (decode, short prompts) agree.
+#[test]
+fn mla_expanded_and_latent_attention_agree() {
+    use moe_core::attention::Attention;
+    for family in ["deepseek_v2", "deepseek_v3"] {
+        let dir = own_fixtures().join(family);
+        let r = Reference::load(&dir.join("reference.safetensors"));
+        let (ids, dec) = (&r.ids["input_ids"], &r.ids["decode_ids"]);
+        let run = |min_tokens: usize, precision: Precision| {
+            let mut m = Model::load(&dir).unwrap();
+            m.set_compute(Some(2), precision).unwrap();
+            for b in &mut m.layers {
+                if let Attention::Mla(a) = &mut b.self_attn {
+                    a.expand_min_tokens = min_tokens;
+                }
+            }
+            logits(m, ids, dec)
+        };
+        let latent = run(usize::MAX, Precision::F32);
+        let expanded = run(2, Precision::F32);
+        let d = max_abs_diff(&latent, &expanded);
+        assert!(d < 1e-4, "{family}: expanded vs latent {d}");
+        let (_, want) = r.f32("prefill_logits");
+        let d = max_abs_diff(&expanded[..want.len()], want);
+        assert!(d < 1e-3, "{family}: expanded vs reference {d}");
+    }
 }

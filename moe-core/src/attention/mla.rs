@@ -10,9 +10,9 @@ use super::scores::softmax_with_sink;
 use crate::cache::{IndexerCache, MlaCache};
 use crate::config::{IndexerRole, LayerConfig, MlaConfig, RopeConfig};
 use crate::error::Result;
-use crate::kernels::{self, MatRef};
+use crate::kernels::{self, MatRef, Precision};
 use crate::layers::{Linear, RmsNorm, Rope};
-use crate::weights::WeightSource;
+use crate::weights::{FloatData, WeightSource};
 
 /// How the query is produced.
 #[derive(Debug, Clone)]
@@ -44,7 +44,14 @@ pub struct Mla {
     dv: usize,
     c: usize,
     scale: f32,
+    /// Prompts of at least this many tokens (dense attention) expand the cached latents into
+    /// per-head keys and values once and attend like MHA, which costs fewer operations than
+    /// attending in latent space once `T` is large; shorter forwards (decode) stay absorbed.
+    pub expand_min_tokens: usize,
 }
+
+/// Default of [`Mla::expand_min_tokens`].
+pub const MLA_EXPAND_MIN_TOKENS: usize = 64;
 
 /// Whether DSA layers restrict attention to the indexer's selection or attend to every key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,7 +99,8 @@ impl Mla {
             q,
             kv_a_proj_with_mqa: Linear::load(src, "kv_a_proj_with_mqa", hidden, c + dr, bias)?,
             kv_a_layernorm: RmsNorm::load(src, "kv_a_layernorm", c, 1e-6)?,
-            kv_b_proj: Linear::load(src, "kv_b_proj", c, nh * (dn + dv), false)?,
+            // Used in per-head slices (absorption): FP8 is dequantised once here, as DeepSeek's reference does.
+            kv_b_proj: Linear::load(src, "kv_b_proj", c, nh * (dn + dv), false)?.into_float(),
             o_proj: Linear::load(src, "o_proj", nh * dv, hidden, bias)?,
             indexer,
             role: layer.indexer,
@@ -103,6 +111,7 @@ impl Mla {
             dv,
             c,
             scale: cfg.softmax_scale,
+            expand_min_tokens: MLA_EXPAND_MIN_TOKENS,
         })
     }
 
@@ -126,7 +135,7 @@ impl Mla {
         mode: SparseMode,
     ) -> Vec<f32> {
         let t = positions.len();
-        let (nh, dn, dr, dv, c) = (self.nh, self.dn, self.dr, self.dv, self.c);
+        let (nh, dn, dr, c) = (self.nh, self.dn, self.dr, self.c);
         let dq = dn + dr;
 
         // q[T, nh*(dn+dr)], and the query latent cq[T, q_lora] the indexer reads.
@@ -166,56 +175,189 @@ impl Mla {
             _ => None,
         };
 
+        // Every query attends to all its causal keys unless the indexer narrowed some selection.
+        let dense = sel.is_none_or(|s| s.iter().zip(positions).all(|(k, &p)| k.len() == p + 1));
+        let o = if dense && t >= self.expand_min_tokens {
+            self.attend_expanded(&q, positions, cache)
+        } else {
+            self.attend_latent(&q, positions, cache, if dense { None } else { sel })
+        };
+        self.o_proj.forward(&o, t)
+    }
+
+    /// `kv_b_proj` rows of head `h`: `W_UK[h]` `[dn, c]` and `W_UV[h]` `[dv, c]`.
+    fn head_weights(&self, h: usize) -> (MatRef<'_>, MatRef<'_>) {
         let wkv = self
             .kv_b_proj
             .weight
             .float_data()
             .expect("dtype checked at load");
-        let head_rows = dn + dv;
-        // o[T, nh*dv]: per (token, head), attention in latent space.
+        let (dn, dv, c) = (self.dn, self.dv, self.c);
+        let r0 = h * (dn + dv);
+        (
+            MatRef::new(wkv.slice(r0 * c..(r0 + dn) * c), dn, c),
+            MatRef::new(wkv.slice((r0 + dn) * c..(r0 + dn + dv) * c), dv, c),
+        )
+    }
+
+    /// The cached latents `[n, c]` and rope keys `[n, dr]` as contiguous tables.
+    fn cached_keys(&self, cache: &MlaCache) -> (usize, Vec<f32>, Vec<f32>) {
+        let n = cache.latent.len();
+        debug_assert_eq!(cache.latent.start(), 0, "MLA caches never evict");
+        let mut lat = Vec::with_capacity(n * self.c);
+        let mut pe = Vec::with_capacity(n * self.dr);
+        for tk in 0..n {
+            lat.extend_from_slice(cache.latent.row(tk));
+            pe.extend_from_slice(cache.k_pe.row(tk));
+        }
+        (n, lat, pe)
+    }
+
+    /// Attention in latent space (ARCHITECTURES.md 2.4): per head, `q̃ = q_nope·W_UK` for all tokens
+    /// at once, scores `q̃·c_t + q_pe·k_pe_t` against every cached latent as one product, softmax,
+    /// `ō = Σ_t P_t c_t` as one product, then `o = ō·W_UVᵀ`. With a sparse `sel`, each (token, head)
+    /// gathers only its selected keys. Returns `o[T, nh·dv]`.
+    fn attend_latent(
+        &self,
+        q: &[f32],
+        positions: &[usize],
+        cache: &MlaCache,
+        sel: Option<&Selection>,
+    ) -> Vec<f32> {
+        let t = positions.len();
+        let (nh, dn, dr, dv, c) = (self.nh, self.dn, self.dr, self.dv, self.c);
+        let dq = dn + dr;
+        let (n, lat, pe) = self.cached_keys(cache);
+        let lat_m = MatRef::new(FloatData::F32(&lat), n, c);
+        let pe_m = MatRef::new(FloatData::F32(&pe), n, dr);
+        let per_head: Vec<Vec<f32>> = (0..nh)
+            .into_par_iter()
+            .map(|h| {
+                let (w_uk, w_uv) = self.head_weights(h);
+                let mut q_nope = Vec::with_capacity(t * dn);
+                let mut q_pe = Vec::with_capacity(t * dr);
+                for i in 0..t {
+                    let qh = &q[i * nh * dq + h * dq..i * nh * dq + (h + 1) * dq];
+                    q_nope.extend_from_slice(&qh[..dn]);
+                    q_pe.extend_from_slice(&qh[dn..]);
+                }
+                let mut q_lat = vec![0.0f32; t * c]; // [T, c]
+                kernels::matmul_n(w_uk, &q_nope, t, &mut q_lat);
+                let mut o_lat = vec![0.0f32; t * c]; // [T, c]
+                match sel {
+                    None => {
+                        // s[T, n] = q̃·latᵀ + q_pe·peᵀ
+                        let mut s = vec![0.0f32; t * n];
+                        let mut s_pe = vec![0.0f32; t * n];
+                        kernels::matmul_t(lat_m, &q_lat, t, &mut s);
+                        kernels::matmul_t(pe_m, &q_pe, t, &mut s_pe);
+                        for (i, row) in s.chunks_exact_mut(n).enumerate() {
+                            let visible = positions[i] + 1;
+                            for (v, b) in row.iter_mut().zip(&s_pe[i * n..]) {
+                                *v = self.scale * (*v + b);
+                            }
+                            softmax_with_sink(&mut row[..visible], None);
+                            row[visible..].fill(0.0);
+                        }
+                        kernels::matmul_n(lat_m, &s, t, &mut o_lat);
+                    }
+                    Some(sel) => {
+                        for i in 0..t {
+                            let keys = &sel[i];
+                            let ql = &q_lat[i * c..(i + 1) * c];
+                            let qp = &q_pe[i * dr..(i + 1) * dr];
+                            let mut sc: Vec<f32> = keys
+                                .iter()
+                                .map(|&tk| {
+                                    self.scale
+                                        * (kernels::dot_f32(ql, &lat[tk * c..(tk + 1) * c])
+                                            + kernels::dot_f32(qp, &pe[tk * dr..(tk + 1) * dr]))
+                                })
+                                .collect();
+                            softmax_with_sink(&mut sc, None);
+                            let ol = &mut o_lat[i * c..(i + 1) * c];
+                            for (&tk, w) in keys.iter().zip(&sc) {
+                                kernels::axpy_f32(*w, &lat[tk * c..(tk + 1) * c], ol);
+                            }
+                        }
+                    }
+                }
+                // o = ō·W_UVᵀ at f32 activations in every precision mode: ō is an average of latents
+                // whose rounding to bf16 costs more accuracy than this small product saves.
+                let mut oh = vec![0.0f32; t * dv]; // [T, dv]
+                kernels::matmul_t_with(kernels::isa(), Precision::F32, w_uv, &o_lat, t, &mut oh);
+                oh
+            })
+            .collect();
         let mut o = vec![0.0f32; t * nh * dv];
-        o.par_chunks_mut(dv).enumerate().for_each(|(idx, out)| {
-            let (i, h) = (idx / nh, idx % nh);
-            let p = positions[i];
-            let qh = &q[i * nh * dq + h * dq..i * nh * dq + (h + 1) * dq];
-            let (q_nope, q_pe) = qh.split_at(dn);
-            // q̃ = W_UK[h]ᵀ q_nope  [c]
-            let w_uk = MatRef::new(
-                wkv.slice(h * head_rows * c..(h * head_rows + dn) * c),
-                dn,
-                c,
-            );
-            let mut q_lat = vec![0.0f32; c];
-            kernels::matmul_n(w_uk, q_nope, 1, &mut q_lat);
-            let keys: Vec<usize> = match sel {
-                Some(s) => s[i].clone(),
-                None => (0..=p).collect(),
-            };
-            // logit_t = scale·(q̃·c_t + q_pe·k_pe_t)
-            let mut scores: Vec<f32> = keys
-                .iter()
-                .map(|&tk| {
-                    self.scale
-                        * (kernels::scalar::dot_f32(&q_lat, cache.latent.row(tk))
-                            + kernels::scalar::dot_f32(q_pe, cache.k_pe.row(tk)))
-                })
-                .collect();
-            softmax_with_sink(&mut scores, None);
-            // ō = Σ_t P_t c_t  [c];  o_h = W_UV[h] ō  [dv]
-            let mut o_lat = vec![0.0f32; c];
-            for (&tk, w) in keys.iter().zip(&scores) {
-                o_lat
-                    .iter_mut()
-                    .zip(cache.latent.row(tk))
-                    .for_each(|(a, b)| *a += w * b);
+        for (h, oh) in per_head.iter().enumerate() {
+            for i in 0..t {
+                o[i * nh * dv + h * dv..i * nh * dv + (h + 1) * dv]
+                    .copy_from_slice(&oh[i * dv..(i + 1) * dv]);
             }
-            let w_uv = MatRef::new(
-                wkv.slice((h * head_rows + dn) * c..(h + 1) * head_rows * c),
-                dv,
-                c,
-            );
-            kernels::matvec_t(w_uv, &o_lat, out);
-        });
-        self.o_proj.forward(&o, t)
+        }
+        o
+    }
+
+    /// Long prompts: expand every cached latent once, `[k_nope | v] = c·W_kv_bᵀ`, and attend per head
+    /// like MHA with keys `[k_nope | k_pe]`, in query blocks that read only their causal keys.
+    /// Returns `o[T, nh·dv]`.
+    fn attend_expanded(&self, q: &[f32], positions: &[usize], cache: &MlaCache) -> Vec<f32> {
+        let t = positions.len();
+        let (nh, dn, dr, dv) = (self.nh, self.dn, self.dr, self.dv);
+        let (dq, hr) = (dn + dr, dn + dv);
+        let (n, lat, pe) = self.cached_keys(cache);
+        let kv = self.kv_b_proj.forward(&lat, n); // [n, nh·(dn+dv)]
+        const QB: usize = 64;
+        let per_head: Vec<Vec<f32>> = (0..nh)
+            .into_par_iter()
+            .map(|h| {
+                // k_h[n, dq] = [k_nope | k_pe];  q_h[T, dq]
+                let mut k = Vec::with_capacity(n * dq);
+                for tk in 0..n {
+                    k.extend_from_slice(&kv[tk * nh * hr + h * hr..tk * nh * hr + h * hr + dn]);
+                    k.extend_from_slice(&pe[tk * dr..(tk + 1) * dr]);
+                }
+                let mut qh = Vec::with_capacity(t * dq);
+                for i in 0..t {
+                    qh.extend_from_slice(&q[i * nh * dq + h * dq..i * nh * dq + (h + 1) * dq]);
+                }
+                let mut oh = vec![0.0f32; t * dv];
+                for i0 in (0..t).step_by(QB) {
+                    let i1 = (i0 + QB).min(t);
+                    let tb = i1 - i0;
+                    let nk = positions[i0..i1].iter().max().map_or(0, |p| p + 1);
+                    // s[tb, nk] = q·kᵀ, causal softmax per query
+                    let mut s = vec![0.0f32; tb * nk];
+                    let km = MatRef::new(FloatData::F32(&k[..nk * dq]), nk, dq);
+                    kernels::matmul_t(km, &qh[i0 * dq..i1 * dq], tb, &mut s);
+                    for (j, row) in s.chunks_exact_mut(nk).enumerate() {
+                        let visible = positions[i0 + j] + 1;
+                        row.iter_mut().for_each(|v| *v *= self.scale);
+                        softmax_with_sink(&mut row[..visible], None);
+                        row[visible..].fill(0.0);
+                    }
+                    // vᵀ[dv, nk] for this block, so that o = s·v is a row-major product.
+                    let mut vt = vec![0.0f32; dv * nk];
+                    for tk in 0..nk {
+                        let v = &kv[tk * nh * hr + h * hr + dn..tk * nh * hr + (h + 1) * hr];
+                        for (d, x) in v.iter().enumerate() {
+                            vt[d * nk + tk] = *x;
+                        }
+                    }
+                    let vm = MatRef::new(FloatData::F32(&vt), dv, nk);
+                    kernels::matmul_t(vm, &s, tb, &mut oh[i0 * dv..i1 * dv]);
+                }
+                oh
+            })
+            .collect();
+        let mut o = vec![0.0f32; t * nh * dv];
+        for (h, oh) in per_head.iter().enumerate() {
+            for i in 0..t {
+                o[i * nh * dv + h * dv..i * nh * dv + (h + 1) * dv]
+                    .copy_from_slice(&oh[i * dv..(i + 1) * dv]);
+            }
+        }
+        o
     }
 }
