@@ -244,41 +244,54 @@ impl Mla {
                 let mut q_lat = vec![0.0f32; t * c]; // [T, c]
                 kernels::matmul_n(w_uk, &q_nope, t, &mut q_lat);
                 let mut o_lat = vec![0.0f32; t * c]; // [T, c]
-                match sel {
-                    None => {
-                        // s[T, n] = q̃·latᵀ + q_pe·peᵀ
-                        let mut s = vec![0.0f32; t * n];
-                        let mut s_pe = vec![0.0f32; t * n];
-                        kernels::matmul_t(lat_m, &q_lat, t, &mut s);
-                        kernels::matmul_t(pe_m, &q_pe, t, &mut s_pe);
-                        for (i, row) in s.chunks_exact_mut(n).enumerate() {
-                            let visible = positions[i] + 1;
-                            for (v, b) in row.iter_mut().zip(&s_pe[i * n..]) {
-                                *v = self.scale * (*v + b);
-                            }
-                            softmax_with_sink(&mut row[..visible], None);
-                            row[visible..].fill(0.0);
-                        }
-                        kernels::matmul_n(lat_m, &s, t, &mut o_lat);
+                                                     // Queries that see all their causal keys share one product; the others (DSA
+                                                     // selections narrower than the causal range) gather their keys one by one.
+                let (full, part): (Vec<usize>, Vec<usize>) =
+                    (0..t).partition(|&i| sel.is_none_or(|s| s[i].len() == positions[i] + 1));
+                if !full.is_empty() {
+                    let td = full.len();
+                    let (mut ql, mut qp) =
+                        (Vec::with_capacity(td * c), Vec::with_capacity(td * dr));
+                    for &i in &full {
+                        ql.extend_from_slice(&q_lat[i * c..(i + 1) * c]);
+                        qp.extend_from_slice(&q_pe[i * dr..(i + 1) * dr]);
                     }
-                    Some(sel) => {
-                        for i in 0..t {
-                            let keys = &sel[i];
-                            let ql = &q_lat[i * c..(i + 1) * c];
-                            let qp = &q_pe[i * dr..(i + 1) * dr];
-                            let mut sc: Vec<f32> = keys
-                                .iter()
-                                .map(|&tk| {
-                                    self.scale
-                                        * (kernels::dot_f32(ql, &lat[tk * c..(tk + 1) * c])
-                                            + kernels::dot_f32(qp, &pe[tk * dr..(tk + 1) * dr]))
-                                })
-                                .collect();
-                            softmax_with_sink(&mut sc, None);
-                            let ol = &mut o_lat[i * c..(i + 1) * c];
-                            for (&tk, w) in keys.iter().zip(&sc) {
-                                kernels::axpy_f32(*w, &lat[tk * c..(tk + 1) * c], ol);
-                            }
+                    // s[td, n] = q̃·latᵀ + q_pe·peᵀ, softmax over each query's visible keys
+                    let mut s = vec![0.0f32; td * n];
+                    let mut s_pe = vec![0.0f32; td * n];
+                    kernels::matmul_t(lat_m, &ql, td, &mut s);
+                    kernels::matmul_t(pe_m, &qp, td, &mut s_pe);
+                    for (j, row) in s.chunks_exact_mut(n).enumerate() {
+                        let visible = positions[full[j]] + 1;
+                        for (v, b) in row.iter_mut().zip(&s_pe[j * n..]) {
+                            *v = self.scale * (*v + b);
+                        }
+                        softmax_with_sink(&mut row[..visible], None);
+                        row[visible..].fill(0.0);
+                    }
+                    let mut od = vec![0.0f32; td * c];
+                    kernels::matmul_n(lat_m, &s, td, &mut od);
+                    for (j, &i) in full.iter().enumerate() {
+                        o_lat[i * c..(i + 1) * c].copy_from_slice(&od[j * c..(j + 1) * c]);
+                    }
+                }
+                if let Some(sel) = sel {
+                    for &i in &part {
+                        let keys = &sel[i];
+                        let ql = &q_lat[i * c..(i + 1) * c];
+                        let qp = &q_pe[i * dr..(i + 1) * dr];
+                        let mut sc: Vec<f32> = keys
+                            .iter()
+                            .map(|&tk| {
+                                self.scale
+                                    * (kernels::dot_f32(ql, &lat[tk * c..(tk + 1) * c])
+                                        + kernels::dot_f32(qp, &pe[tk * dr..(tk + 1) * dr]))
+                            })
+                            .collect();
+                        softmax_with_sink(&mut sc, None);
+                        let ol = &mut o_lat[i * c..(i + 1) * c];
+                        for (&tk, w) in keys.iter().zip(&sc) {
+                            kernels::axpy_f32(*w, &lat[tk * c..(tk + 1) * c], ol);
                         }
                     }
                 }
