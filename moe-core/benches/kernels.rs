@@ -60,6 +60,38 @@ fn matvec(c: &mut Criterion) {
             });
         }
     }
+    // The same lm_head product from memory backed by 2 MiB pages (what the machine-limits read
+    // test uses), to separate TLB/page effects from the kernel.
+    let (rows, cols) = (151936, 2048);
+    let mut map = memmap2::MmapMut::map_anon(rows * cols * 2 + (2 << 20)).unwrap();
+    let _ = map.advise(memmap2::Advice::HugePage);
+    let off = map.as_ptr().align_offset(2 << 20);
+    let buf: &mut [bf16] = bytemuck::cast_slice_mut(&mut map[off..off + rows * cols * 2]);
+    buf.copy_from_slice(&rand_bf16(rows * cols, 1));
+    let x = rand_f32(cols, 2);
+    let mut y = vec![0.0; rows];
+    g.throughput(Throughput::Bytes((rows * cols * 2) as u64));
+    let isa = kernels::isa();
+    g.bench_with_input(
+        BenchmarkId::new("lm_head_hugepages", isa),
+        &isa,
+        |b, &isa| {
+            let m = MatRef::new(FloatData::BF16(buf), rows, cols);
+            b.iter(|| {
+                pool.install(|| kernels::matmul_t_with(isa, Precision::F32, m, &x, 1, &mut y))
+            })
+        },
+    );
+    g.bench_with_input(
+        BenchmarkId::new("lm_head_hugepages_bf16act", isa),
+        &isa,
+        |b, &isa| {
+            let m = MatRef::new(FloatData::BF16(buf), rows, cols);
+            b.iter(|| {
+                pool.install(|| kernels::matmul_t_with(isa, Precision::Bf16, m, &x, 1, &mut y))
+            })
+        },
+    );
     g.finish();
 }
 

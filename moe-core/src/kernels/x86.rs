@@ -158,6 +158,68 @@ unsafe fn tile_bf16dp<const N: usize, const LO: bool>(
     out
 }
 
+/// One row's dot product for a single token (decode): the row is read as one sequential stream
+/// with four accumulators (eight with the low halves) and a software prefetch `PF` bytes ahead.
+///
+/// # Safety
+/// AVX512F/BW/BF16 available; `w` valid for `cols` elements, `xh`/`xl` for `cols`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+#[inline]
+unsafe fn row_dot_bf16dp<const LO: bool>(
+    w: *const u16,
+    xh: *const u16,
+    xl: *const u16,
+    cols: usize,
+) -> f32 {
+    const PF: usize = 2048; // elements (4 KiB) ahead: the next page of the stream
+    let mut a = [_mm512_setzero_ps(); 4];
+    let mut b = [_mm512_setzero_ps(); 4];
+    let mut k = 0;
+    // SAFETY (whole block): full loads only while in bounds, masked loads for the tail; prefetch
+    // addresses are formed with wrapping arithmetic and never fault.
+    unsafe {
+        let ld = |p: *const u16| -> __m512bh { std::mem::transmute(_mm512_loadu_si512(p as _)) };
+        while k + 128 <= cols {
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(k + PF) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(k + PF + 64) as *const i8);
+            for u in 0..4 {
+                let wv = ld(w.add(k + 32 * u));
+                a[u] = _mm512_dpbf16_ps(a[u], wv, ld(xh.add(k + 32 * u)));
+                if LO {
+                    b[u] = _mm512_dpbf16_ps(b[u], wv, ld(xl.add(k + 32 * u)));
+                }
+            }
+            k += 128;
+        }
+        while k < cols {
+            let m: __mmask32 = if cols - k >= 32 {
+                u32::MAX
+            } else {
+                (1u32 << (cols - k)) - 1
+            };
+            let mz = |p: *const u16| -> __m512bh {
+                std::mem::transmute(_mm512_maskz_loadu_epi16(m, p as *const i16))
+            };
+            let wv = mz(w.add(k));
+            a[0] = _mm512_dpbf16_ps(a[0], wv, mz(xh.add(k)));
+            if LO {
+                b[0] = _mm512_dpbf16_ps(b[0], wv, mz(xl.add(k)));
+            }
+            k += 32;
+        }
+    }
+    let s = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+    let s = if LO {
+        _mm512_add_ps(
+            s,
+            _mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3])),
+        )
+    } else {
+        s
+    };
+    _mm512_reduce_add_ps(s)
+}
+
 /// `y[i·ldy + r] = Σ_k w[r,k]·x[i,k]` with bf16 weights and bf16 activations `xh` (+ `xl`).
 ///
 /// # Safety
@@ -179,6 +241,21 @@ pub unsafe fn rows_bf16dp(
     }
     let wp = w.as_ptr() as *const u16;
     let xl_ptr = xl.map_or(std::ptr::null(), |s| s.as_ptr());
+    if t == 1 {
+        for r in rows {
+            // SAFETY: row r < rows.end has `cols` elements; one token of activations; (0, r) is ours.
+            unsafe {
+                let wr = wp.add(r * cols);
+                let v = if xl.is_some() {
+                    row_dot_bf16dp::<true>(wr, xh.as_ptr(), xl_ptr, cols)
+                } else {
+                    row_dot_bf16dp::<false>(wr, xh.as_ptr(), xl_ptr, cols)
+                };
+                *y.0.add(r) = v;
+            }
+        }
+        return;
+    }
     let passes = if xl.is_some() { 2 } else { 1 };
     let tb = token_block(cols, 2 * passes, 6);
     for i0 in (0..t).step_by(tb) {
