@@ -6,7 +6,8 @@
 //! Options: --reps N (measured repetitions after one warm-up, default 3; medians are printed),
 //! --precision bf16|f32 (how activations meet bf16 weights in prefill products; bf16 is what llama.cpp's
 //! BF16 path and PyTorch bf16 do, and the default here), --seed S (random prompt ids), --json (one JSON
-//! line on stdout as well). The kernel level can be forced with MOE_KERNELS=scalar|avx2|avx512|avx512bf16.
+//! line on stdout as well), --gqa-tiled-min N / --mla-expand-min N (ablations: prompt length from which
+//! GQA uses tiled attention / MLA expands its latents). The kernel level can be forced with MOE_KERNELS=scalar|avx2|avx512|avx512bf16.
 //!
 //! Bytes per decoded token count the weights one token streams: every non-expert matrix (attention,
 //! routers, shared experts, dense MLPs), `top_k` routed experts per MoE layer, the lm_head and one
@@ -143,6 +144,15 @@ fn run() -> Result<(), String> {
     model
         .set_compute(threads, precision)
         .map_err(|e| e.to_string())?;
+    // Ablations: the prompt lengths from which attention switches to its tiled / expanded forms.
+    let gqa_tiled: Option<usize> = args.opt("gqa-tiled-min")?;
+    let mla_expand: Option<usize> = args.opt("mla-expand-min")?;
+    for b in &mut model.layers {
+        match &mut b.self_attn {
+            Attention::Gqa(g) => g.tiled_min_tokens = gqa_tiled.unwrap_or(g.tiled_min_tokens),
+            Attention::Mla(m) => m.expand_min_tokens = mla_expand.unwrap_or(m.expand_min_tokens),
+        }
+    }
     let load_s = t_load.elapsed().as_secs_f64();
     let model = Arc::new(model);
     let bpt = bytes_per_token(&model);

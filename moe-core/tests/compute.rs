@@ -84,3 +84,71 @@ fn mla_expanded_and_latent_attention_agree() {
         assert!(d < 1e-3, "{family}: expanded vs reference {d}");
     }
 }
+
+/// GQA's tiled (flash-style) attention and the per-(token, head) attention agree, with every mask,
+/// sinks, NoPE layers and qk norms of the GQA families.
+#[test]
+fn gqa_tiled_and_per_head_attention_agree() {
+    use moe_core::attention::Attention;
+    for family in [
+        "qwen3_moe",
+        "gpt_oss",
+        "llama4_text",
+        "mixtral",
+        "minimax_m2",
+        "qwen2_moe",
+    ] {
+        let dir = own_fixtures().join(family);
+        let r = Reference::load(&dir.join("reference.safetensors"));
+        let (ids, dec) = (&r.ids["input_ids"], &r.ids["decode_ids"]);
+        let run = |min_tokens: usize| {
+            let mut m = Model::load(&dir).unwrap();
+            m.set_compute(Some(2), Precision::F32).unwrap();
+            for b in &mut m.layers {
+                if let Attention::Gqa(a) = &mut b.self_attn {
+                    a.tiled_min_tokens = min_tokens;
+                }
+            }
+            logits(m, ids, dec)
+        };
+        let per_head = run(usize::MAX);
+        let tiled = run(2);
+        let d = max_abs_diff(&per_head, &tiled);
+        assert!(d < 1e-4, "{family}: tiled vs per-head {d}");
+        let (_, want) = r.f32("prefill_logits");
+        let d = max_abs_diff(&tiled[..want.len()], want);
+        assert!(d < 1e-3, "{family}: tiled vs reference {d}");
+    }
+}
+
+/// The same on a long prompt fed in two pieces: several key blocks and query tasks, a cache that
+/// already holds keys, and sliding-window / chunked caches that evicted some.
+#[test]
+fn gqa_tiled_attention_agrees_on_long_prompts() {
+    use moe_core::attention::Attention;
+    for family in ["qwen3_moe", "gpt_oss", "llama4_text"] {
+        let dir = own_fixtures().join(family);
+        let run = |min_tokens: usize| {
+            let mut m = Model::load(&dir).unwrap();
+            m.set_compute(Some(2), Precision::F32).unwrap();
+            for b in &mut m.layers {
+                if let Attention::Gqa(a) = &mut b.self_attn {
+                    a.tiled_min_tokens = min_tokens;
+                }
+            }
+            let v = m.vocab_size() as u32;
+            let ids: Vec<u32> = (0..600u32).map(|i| (i * 7919 + 13) % v).collect();
+            let params = SessionParams {
+                max_context: Some(700),
+                ..Default::default()
+            };
+            let mut s = Session::new(Arc::new(m), &params).unwrap();
+            let mut out = s.prefill(&ids[..400], LogitsMode::All).unwrap();
+            out.extend(s.prefill(&ids[400..], LogitsMode::All).unwrap());
+            out.extend(s.decode(1).unwrap());
+            out
+        };
+        let d = max_abs_diff(&run(usize::MAX), &run(2));
+        assert!(d < 1e-4, "{family}: tiled vs per-head on 600 tokens {d}");
+    }
+}

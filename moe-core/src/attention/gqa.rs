@@ -8,9 +8,9 @@ use super::scores::softmax_with_sink;
 use crate::cache::GqaCache;
 use crate::config::{AttentionMask, GqaConfig, LayerConfig, QkNorm, RopeConfig, TemperatureTuning};
 use crate::error::Result;
-use crate::kernels;
+use crate::kernels::{self, MatRef};
 use crate::layers::{Linear, RmsNorm, Rope};
-use crate::weights::WeightSource;
+use crate::weights::{FloatData, WeightSource};
 
 #[derive(Debug, Clone)]
 pub struct Gqa {
@@ -30,7 +30,17 @@ pub struct Gqa {
     nkv: usize,
     d: usize,
     eps: f32,
+    /// Forwards of at least this many tokens use the tiled (flash-style) attention; shorter ones
+    /// (decode) attend per (token, head).
+    pub tiled_min_tokens: usize,
 }
+
+/// Default of [`Gqa::tiled_min_tokens`].
+pub const GQA_TILED_MIN_TOKENS: usize = 16;
+/// Keys per block of the tiled attention.
+const KEY_BLOCK: usize = 256;
+/// Query rows (tokens × heads of one KV group) per task of the tiled attention.
+const QUERY_ROWS: usize = 128;
 
 impl Gqa {
     /// Loads `self_attn.*` of one layer.
@@ -76,6 +86,7 @@ impl Gqa {
             nkv,
             d,
             eps,
+            tiled_min_tokens: GQA_TILED_MIN_TOKENS,
         })
     }
 
@@ -117,6 +128,11 @@ impl Gqa {
 
         let scale = (d as f32).powf(-0.5);
         let group = nh / nkv;
+        if t >= self.tiled_min_tokens {
+            let attn = self.attend_tiled(&q, positions, cache, scale);
+            cache.evict();
+            return self.o_proj.forward(&attn, t);
+        }
         // attn[T, nh*d]: each (token, head) attends over its visible keys.
         let mut attn = vec![0.0f32; t * nh * d];
         attn.par_chunks_mut(d).enumerate().for_each(|(idx, out)| {
@@ -145,5 +161,116 @@ impl Gqa {
             AttentionMask::SlidingWindow(w) => (p + 1).saturating_sub(w),
             AttentionMask::Chunked(c) => (p / c) * c,
         }
+    }
+
+    /// Flash-style attention for long forwards: per KV head and block of queries (the tokens × the
+    /// heads sharing that KV head), keys in blocks of [`KEY_BLOCK`]: scores as one product, an online
+    /// softmax (running max and sum per query row), and the weighted values as one product. Memory is
+    /// O(block²) whatever the context. Returns `attn[T, nh·d]`.
+    fn attend_tiled(
+        &self,
+        q: &[f32],
+        positions: &[usize],
+        cache: &GqaCache,
+        scale: f32,
+    ) -> Vec<f32> {
+        let t = positions.len();
+        let (nh, nkv, d) = (self.nh, self.nkv, self.d);
+        let group = nh / nkv;
+        let qb = (QUERY_ROWS / group).max(1); // tokens per task
+        let tasks: Vec<(usize, usize)> = (0..nkv)
+            .flat_map(|g| (0..t).step_by(qb).map(move |i0| (g, i0)))
+            .collect();
+        let outs: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map(|&(g, i0)| {
+                let i1 = (i0 + qb).min(t);
+                let rows = (i1 - i0) * group; // row = (token - i0)·group + head-in-group
+                let mut qm = Vec::with_capacity(rows * d);
+                for i in i0..i1 {
+                    qm.extend_from_slice(
+                        &q[i * nh * d + g * group * d..i * nh * d + (g + 1) * group * d],
+                    );
+                }
+                let lo_of = |i: usize| self.first_visible(positions[i]).max(cache.k.start());
+                let k_lo = (i0..i1).map(lo_of).min().unwrap_or(0);
+                let k_hi = positions[i0..i1].iter().max().map_or(0, |p| p + 1);
+                let mut m = vec![f32::NEG_INFINITY; rows];
+                let mut l = vec![0.0f32; rows];
+                let mut o = vec![0.0f32; rows * d];
+                let mut kb_buf = Vec::with_capacity(KEY_BLOCK * d);
+                let mut vt = vec![0.0f32; d * KEY_BLOCK];
+                for k0 in (k_lo..k_hi).step_by(KEY_BLOCK) {
+                    let k1 = (k0 + KEY_BLOCK).min(k_hi);
+                    let nk = k1 - k0;
+                    kb_buf.clear();
+                    for tk in k0..k1 {
+                        kb_buf.extend_from_slice(&cache.k.row(tk)[g * d..(g + 1) * d]);
+                        for (c, x) in cache.v.row(tk)[g * d..(g + 1) * d].iter().enumerate() {
+                            vt[c * nk + (tk - k0)] = *x;
+                        }
+                    }
+                    let mut sc = vec![0.0f32; rows * nk];
+                    let km = MatRef::new(FloatData::F32(&kb_buf), nk, d);
+                    kernels::matmul_t(km, &qm, rows, &mut sc);
+                    for (r, row) in sc.chunks_exact_mut(nk).enumerate() {
+                        let i = i0 + r / group;
+                        let (lo, p) = (lo_of(i), positions[i]);
+                        let mut bmax = f32::NEG_INFINITY;
+                        for (j, v) in row.iter_mut().enumerate() {
+                            let tk = k0 + j;
+                            *v = if tk < lo || tk > p {
+                                f32::NEG_INFINITY
+                            } else {
+                                *v * scale
+                            };
+                            bmax = bmax.max(*v);
+                        }
+                        if bmax == f32::NEG_INFINITY {
+                            row.fill(0.0);
+                            continue;
+                        }
+                        let m_new = m[r].max(bmax);
+                        let corr = (m[r] - m_new).exp();
+                        let mut sum = 0.0f32;
+                        for v in row.iter_mut() {
+                            *v = (*v - m_new).exp();
+                            sum += *v;
+                        }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = m_new;
+                        if corr != 1.0 {
+                            o[r * d..(r + 1) * d].iter_mut().for_each(|x| *x *= corr);
+                        }
+                    }
+                    let mut pv = vec![0.0f32; rows * d];
+                    let vm = MatRef::new(FloatData::F32(&vt[..d * nk]), d, nk);
+                    kernels::matmul_t(vm, &sc, rows, &mut pv);
+                    kernels::add_assign(&mut o, &pv);
+                }
+                for r in 0..rows {
+                    let h = g * group + r % group;
+                    // The sink joins the denominator: rescale to max(m, sink) first.
+                    let (mut lr, mut scale_o) = (l[r], 1.0f32);
+                    if let Some(sink) = self.sinks.as_ref().map(|s| s[h]) {
+                        let m_fin = m[r].max(sink);
+                        scale_o = (m[r] - m_fin).exp();
+                        lr = lr * scale_o + (sink - m_fin).exp();
+                    }
+                    let inv = if lr > 0.0 { scale_o / lr } else { 0.0 };
+                    o[r * d..(r + 1) * d].iter_mut().for_each(|x| *x *= inv);
+                }
+                o
+            })
+            .collect();
+        let mut attn = vec![0.0f32; t * nh * d];
+        for (&(g, i0), o) in tasks.iter().zip(&outs) {
+            for (j, chunk) in o.chunks_exact(group * d).enumerate() {
+                let i = i0 + j;
+                attn[i * nh * d + g * group * d..i * nh * d + (g + 1) * group * d]
+                    .copy_from_slice(chunk);
+            }
+        }
+        attn
     }
 }
