@@ -6,10 +6,10 @@
 use crate::cache::IndexerCache;
 use crate::config::{IndexerConfig, RopeConfig};
 use crate::error::Result;
-use crate::kernels;
+use crate::kernels::{self, MatRef};
 use crate::layers::{LayerNorm, Linear, Rope};
 use crate::moe::top_k_indices;
-use crate::weights::WeightSource;
+use crate::weights::{FloatData, WeightSource};
 
 /// For each query token of a forward, the sorted key positions it attends to.
 pub type Selection = Vec<Vec<usize>>;
@@ -91,17 +91,19 @@ impl Indexer {
                 }
                 let qi = &q[i * nh * dh..(i + 1) * nh * dh];
                 let wi = &w[i * nh..(i + 1) * nh];
-                let scores: Vec<f32> = (0..=p)
-                    .map(|tk| {
-                        let kt = cache.keys.row(tk);
-                        qi.chunks_exact(dh)
-                            .zip(wi)
-                            .map(|(qh, wh)| {
-                                wh * w_scale * (s_scale * kernels::dot_f32(qh, kt)).max(0.0)
-                            })
-                            .sum()
-                    })
-                    .collect();
+                // dots[h, t] = qI[i,h]·KI[t] for every causal key, as one product with the keys as
+                // the matrix: [nI, p+1] = Q_i [nI, dI] · KIᵀ.
+                let keys = MatRef::new(FloatData::F32(cache.keys.rows(0..p + 1)), p + 1, dh);
+                let mut dots = vec![0.0f32; nh * (p + 1)];
+                kernels::matmul_t(keys, qi, nh, &mut dots);
+                // score[t] = Σ_h w[h]·nI^-0.5 · ReLU(dI^-0.5 · dots[h, t])
+                let mut scores = vec![0.0f32; p + 1];
+                for (row, wh) in dots.chunks_exact(p + 1).zip(wi) {
+                    let wh = wh * w_scale;
+                    for (s, d) in scores.iter_mut().zip(row) {
+                        *s += wh * (s_scale * d).max(0.0);
+                    }
+                }
                 let mut sel = top_k_indices(&scores, self.topk);
                 sel.sort_unstable();
                 sel

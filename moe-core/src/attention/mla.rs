@@ -200,17 +200,12 @@ impl Mla {
         )
     }
 
-    /// The cached latents `[n, c]` and rope keys `[n, dr]` as contiguous tables.
-    fn cached_keys(&self, cache: &MlaCache) -> (usize, Vec<f32>, Vec<f32>) {
+    /// The cached latents `[n, c]` and rope keys `[n, dr]`, borrowed as contiguous tables (no copy:
+    /// a decode step must not pay for the whole context when DSA attends to only `index_topk` keys).
+    fn cached_keys<'c>(&self, cache: &'c MlaCache) -> (usize, &'c [f32], &'c [f32]) {
         let n = cache.latent.len();
         debug_assert_eq!(cache.latent.start(), 0, "MLA caches never evict");
-        let mut lat = Vec::with_capacity(n * self.c);
-        let mut pe = Vec::with_capacity(n * self.dr);
-        for tk in 0..n {
-            lat.extend_from_slice(cache.latent.row(tk));
-            pe.extend_from_slice(cache.k_pe.row(tk));
-        }
-        (n, lat, pe)
+        (n, cache.latent.rows(0..n), cache.k_pe.rows(0..n))
     }
 
     /// Attention in latent space (ARCHITECTURES.md 2.4): per head, `q̃ = q_nope·W_UK` for all tokens
@@ -228,8 +223,8 @@ impl Mla {
         let (nh, dn, dr, dv, c) = (self.nh, self.dn, self.dr, self.dv, self.c);
         let dq = dn + dr;
         let (n, lat, pe) = self.cached_keys(cache);
-        let lat_m = MatRef::new(FloatData::F32(&lat), n, c);
-        let pe_m = MatRef::new(FloatData::F32(&pe), n, dr);
+        let lat_m = MatRef::new(FloatData::F32(lat), n, c);
+        let pe_m = MatRef::new(FloatData::F32(pe), n, dr);
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()
             .map(|h| {
@@ -320,7 +315,7 @@ impl Mla {
         let (nh, dn, dr, dv) = (self.nh, self.dn, self.dr, self.dv);
         let (dq, hr) = (dn + dr, dn + dv);
         let (n, lat, pe) = self.cached_keys(cache);
-        let kv = self.kv_b_proj.forward(&lat, n); // [n, nh·(dn+dv)]
+        let kv = self.kv_b_proj.forward(lat, n); // [n, nh·(dn+dv)]
         const QB: usize = 64;
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()

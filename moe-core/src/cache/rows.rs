@@ -39,6 +39,11 @@ impl RowCache {
         &self.data[r * self.width..(r + 1) * self.width]
     }
 
+    /// Rows at positions `range` as one contiguous `[range.len(), width]` slice.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> &[f32] {
+        &self.data[(range.start - self.start) * self.width..(range.end - self.start) * self.width]
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
