@@ -278,6 +278,11 @@ typedef struct moe_model_params {
    * Passed unchanged to `progress`; the library never dereferences it.
    */
   void *progress_user_data;
+  /**
+   * Worker threads for this model's products (prefill and decode split rows across them);
+   * 0 (the default) uses one shared pool with a thread per core.
+   */
+  uint32_t threads;
 } moe_model_params;
 
 /**
@@ -428,6 +433,17 @@ void moe_model_free(struct moe_model *model);
  * `model` must be NULL or a model handle not being freed during the call.
  */
 uint32_t moe_model_vocab_size(const struct moe_model *model);
+
+/**
+ * Worker threads this model's products are split over (`moe_model_params.threads`, or the shared
+ * pool's size). Returns 0 (and sets `moe_last_error()`) if `model` is not a live model.
+ *
+ * Thread-safety: may be called from any thread, concurrently with other calls on the model.
+ *
+ * # Safety
+ * `model` must be NULL or a model handle not being freed during the call.
+ */
+uint32_t moe_model_threads(const struct moe_model *model);
 
 /**
  * The model's maximum context (`max_position_embeddings`), the default `max_context` of its

@@ -25,7 +25,7 @@ pub use last_error::moe_last_error;
 pub use model::{
     moe_model, moe_model_architecture, moe_model_default_params, moe_model_eos_tokens,
     moe_model_family, moe_model_free, moe_model_load, moe_model_max_context, moe_model_params,
-    moe_model_vocab_size, moe_progress_fn,
+    moe_model_threads, moe_model_vocab_size, moe_progress_fn,
 };
 pub use sampler::{
     moe_sampler, moe_sampler_default_params, moe_sampler_free, moe_sampler_new, moe_sampler_params,

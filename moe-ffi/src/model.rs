@@ -52,6 +52,9 @@ pub struct moe_model_params {
     pub progress: moe_progress_fn,
     /// Passed unchanged to `progress`; the library never dereferences it.
     pub progress_user_data: *mut c_void,
+    /// Worker threads for this model's products (prefill and decode split rows across them);
+    /// 0 (the default) uses one shared pool with a thread per core.
+    pub threads: u32,
 }
 
 /// The default model parameters: no progress callback.
@@ -65,6 +68,7 @@ pub extern "C" fn moe_model_default_params() -> moe_model_params {
 const DEFAULT_PARAMS: moe_model_params = moe_model_params {
     progress: None,
     progress_user_data: std::ptr::null_mut(),
+    threads: 0,
 };
 
 /// Loads the checkpoint directory `path` (config.json and safetensors, sharded or not).
@@ -108,7 +112,10 @@ pub unsafe extern "C" fn moe_model_load(
                     .is_some()
                     .then_some(&mut report as &mut dyn FnMut(usize, usize)),
             };
-            let model = Model::load_with(&dir, opts)?;
+            let mut model = Model::load_with(&dir, opts)?;
+            if params.threads > 0 {
+                model.set_compute(Some(params.threads as usize), moe_core::kernels::Precision::F32)?;
+            }
             let handle = handle::register(moe_model::new(model));
             // SAFETY: `out` was checked by `out_ptr`; written only on success.
             unsafe { write_out(out, handle) };
@@ -171,6 +178,24 @@ pub unsafe extern "C" fn moe_model_vocab_size(model: *const moe_model) -> u32 {
             // SAFETY: forwarded caller promise.
             let m = unsafe { model_ref(model) }?;
             Ok(m.model.vocab_size() as u32)
+        })
+    }
+}
+
+/// Worker threads this model's products are split over (`moe_model_params.threads`, or the shared
+/// pool's size). Returns 0 (and sets `moe_last_error()`) if `model` is not a live model.
+///
+/// Thread-safety: may be called from any thread, concurrently with other calls on the model.
+///
+/// # Safety
+/// `model` must be NULL or a model handle not being freed during the call.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_threads(model: *const moe_model) -> u32 {
+    ffi_boundary! {
+        value_or(0, || {
+            // SAFETY: forwarded caller promise.
+            let m = unsafe { model_ref(model) }?;
+            Ok(m.model.threads() as u32)
         })
     }
 }

@@ -34,8 +34,10 @@ fn one_model_many_threads() {
             .collect();
         for (i, h) in handles.into_iter().enumerate() {
             let got = h.join().unwrap();
+            // Prefills split at different points run the products with different token counts,
+            // hence different (SIMD) summation orders: equal to f32 rounding, not bit for bit.
             let d = common::max_abs_diff(&got, &want);
-            assert!(d <= 1e-5, "thread {i}: max abs diff {d}");
+            assert!(d <= 1e-4, "thread {i}: max abs diff {d}");
         }
     });
 }
@@ -50,4 +52,22 @@ fn sessions_outlive_their_model_handle() {
     let mut s = model.session();
     drop(model);
     assert_eq!(s.prefill_all(prompt), want);
+}
+
+#[test]
+fn thread_count_parameter_sets_the_pool_and_keeps_the_numbers() {
+    let dir = fixture("qwen3_moe");
+    let reference = Reference::load(&dir);
+    let prompt = &reference.ids["input_ids"];
+    let shared = CModel::load(&dir);
+    let want = shared.session().prefill_all(prompt);
+    for threads in [1, 2, 3] {
+        let model = CModel::load_with_threads(&dir, threads);
+        assert_eq!(model.threads(), threads);
+        let got = model.session().prefill_all(prompt);
+        let d = common::max_abs_diff(&got, &want);
+        assert!(d <= 1e-5, "threads {threads}: max abs diff {d}");
+    }
+    // SAFETY: NULL is refused with a status, never dereferenced.
+    assert_eq!(unsafe { moe::moe_model_threads(std::ptr::null()) }, 0);
 }

@@ -97,6 +97,22 @@ impl CModel {
         CModel(m)
     }
 
+    /// Loads with `threads` workers for the model's products.
+    pub fn load_with_threads(dir: &Path, threads: u32) -> CModel {
+        let path = CString::new(dir.to_str().unwrap()).unwrap();
+        let mut params = moe::moe_model_default_params();
+        params.threads = threads;
+        let mut m = std::ptr::null_mut();
+        // SAFETY: valid C string, valid params, valid out-pointer.
+        ok(unsafe { moe::moe_model_load(path.as_ptr(), &params, &mut m) });
+        CModel(m)
+    }
+
+    pub fn threads(&self) -> u32 {
+        // SAFETY: live handle.
+        unsafe { moe::moe_model_threads(self.0) }
+    }
+
     pub fn vocab(&self) -> usize {
         // SAFETY: live handle.
         unsafe { moe::moe_model_vocab_size(self.0) as usize }
