@@ -53,7 +53,8 @@ bin="$target_dir/c-examples"
 
 # --- header ------------------------------------------------------------------------------------
 header_is_current() {
-  bash moe-ffi/gen-header.sh "$tmp/moe.h" && diff -u include/moe.h "$tmp/moe.h" ||
+  bash moe-ffi/gen-header.sh "$tmp/moe.h" && diff -u include/moe.h "$tmp/moe.h" &&
+    diff -u include/moe_version.h "$tmp/moe_version.h" ||
     { echo "include/moe.h is stale: run 'bash moe-ffi/gen-header.sh' and commit it"; return 1; }
 }
 step "header matches cbindgen $CBINDGEN_VERSION" header_is_current

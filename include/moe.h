@@ -21,12 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-/** The version of this header, from Cargo.toml; moe_version() gives the linked library's. */
-#define MOE_VERSION_MAJOR 0
-#define MOE_VERSION_MINOR 1
-#define MOE_VERSION_PATCH 0
-#define MOE_VERSION_STRING "0.1.0"
-
+#include "moe_version.h"
 
 /**
  * The result of a call. `MOE_OK` is 0; every other value is an error whose details

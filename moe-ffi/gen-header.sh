@@ -14,16 +14,15 @@ for n in "$major" "$minor" "$patch"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "gen-header: cannot parse version '$version'" >&2; exit 1; }
 done
 
-config="$(mktemp)"
-trap 'rm -f "$config"' EXIT
+# The version macros live in moe_version.h beside moe.h, written here from Cargo.toml; moe.h includes it,
+# so plain `cbindgen --config moe-ffi/cbindgen.toml --crate moe-ffi` reproduces moe.h exactly.
+mkdir -p "$(dirname "$out")"
 {
-  # Top-level keys must precede the tables of cbindgen.toml.
-  printf 'after_includes = """\n'
+  printf '/* Generated from moe-ffi/Cargo.toml by moe-ffi/gen-header.sh; do not edit by hand. */\n'
+  printf '#ifndef MOE_VERSION_H\n#define MOE_VERSION_H\n'
   printf '/** The version of this header, from Cargo.toml; moe_version() gives the linked library'"'"'s. */\n'
   printf '#define MOE_VERSION_MAJOR %s\n#define MOE_VERSION_MINOR %s\n#define MOE_VERSION_PATCH %s\n' \
     "$major" "$minor" "$patch"
-  printf '#define MOE_VERSION_STRING "%s"\n"""\n' "$version"
-  cat "$here/cbindgen.toml"
-} >"$config"
-mkdir -p "$(dirname "$out")"
-cbindgen --quiet --config "$config" --crate moe-ffi --output "$out" "$root"
+  printf '#define MOE_VERSION_STRING "%s"\n#endif /* MOE_VERSION_H */\n' "$version"
+} >"$(dirname "$out")/moe_version.h"
+cbindgen --quiet --config "$here/cbindgen.toml" --crate moe-ffi --output "$out" "$root"

@@ -2,9 +2,13 @@
 
 use std::path::Path;
 
+/// `include/moe.h` followed by the `include/moe_version.h` it includes.
 fn header() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/moe.h");
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../include");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let main = read("moe.h");
+    assert!(main.contains("#include \"moe_version.h\""), "moe.h must include moe_version.h");
+    main + &read("moe_version.h")
 }
 
 fn define(h: &str, name: &str) -> String {
