@@ -132,6 +132,17 @@ fn missing_tensor_wrong_shape_wrong_dtype() {
 
     let (_t, dir) = copy_fixture("mixtral");
     edit_header(&dir.join("model.safetensors"), |h| {
+        let v = h.remove("model.layers.1.block_sparse_moe.experts.0.w1.weight").unwrap();
+        h.insert("model.layers.1.block_sparse_moe.experts.0.w1.unused".into(), v);
+    });
+    let e = load_err(&dir);
+    assert!(
+        matches!(&e, Error::MissingTensor(n) if n.contains("model.layers.1.block_sparse_moe.experts.0.w1.weight")),
+        "{e}"
+    );
+
+    let (_t, dir) = copy_fixture("mixtral");
+    edit_header(&dir.join("model.safetensors"), |h| {
         let t = h.get_mut("model.norm.weight").unwrap();
         let n = t["shape"][0].as_u64().unwrap();
         t["shape"] = serde_json::json!([n / 2, 2]);

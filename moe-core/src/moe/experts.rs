@@ -108,8 +108,9 @@ pub fn load_experts(
     }
     if !src.contains("gate_up_proj") {
         return Err(Error::MissingTensor(format!(
-            "{} (per-expert) or fused experts.gate_up_proj",
-            experts_name(src, &format!("0.{g}.weight"))
+            "{} (per-expert) or {} (fused)",
+            src.full_name(&format!("0.{g}.weight")),
+            src.full_name("gate_up_proj")
         )));
     }
     let (gu_shape, down_shape, orient, split, biased) = match names.fused {
@@ -164,8 +165,4 @@ pub fn load_experts(
             ),
         })
         .collect())
-}
-
-fn experts_name(_src: &WeightSource, rel: &str) -> String {
-    format!("experts.{rel}")
 }

@@ -53,6 +53,11 @@ impl WeightSource {
         }
     }
 
+    /// The checkpoint name of `name` under this prefix.
+    pub fn full_name(&self, name: &str) -> String {
+        self.full(name)
+    }
+
     fn full(&self, name: &str) -> String {
         if self.prefix.is_empty() {
             name.to_string()
