@@ -45,7 +45,16 @@ impl GqaCache {
 
     /// Fails if, after truncating to `len`, the next query would need keys already evicted.
     pub(crate) fn check_truncate(&self, len: usize) -> Result<()> {
-        self.k.check_truncate(self.first_needed(len).min(len))
+        let needed = self.first_needed(len).min(len);
+        if needed < self.k.start() {
+            return Err(crate::Error::InvalidArgument(format!(
+                "cannot truncate to {len} tokens: the next query would need position {needed}, \
+                 but this layer's {:?} cache dropped positions before {}",
+                self.mask,
+                self.k.start()
+            )));
+        }
+        Ok(())
     }
 }
 
