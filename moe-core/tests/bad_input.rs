@@ -132,8 +132,13 @@ fn missing_tensor_wrong_shape_wrong_dtype() {
 
     let (_t, dir) = copy_fixture("mixtral");
     edit_header(&dir.join("model.safetensors"), |h| {
-        let v = h.remove("model.layers.1.block_sparse_moe.experts.0.w1.weight").unwrap();
-        h.insert("model.layers.1.block_sparse_moe.experts.0.w1.unused".into(), v);
+        let v = h
+            .remove("model.layers.1.block_sparse_moe.experts.0.w1.weight")
+            .unwrap();
+        h.insert(
+            "model.layers.1.block_sparse_moe.experts.0.w1.unused".into(),
+            v,
+        );
     });
     let e = load_err(&dir);
     assert!(
