@@ -175,12 +175,22 @@ impl Mla {
             _ => None,
         };
 
-        // Every query attends to all its causal keys unless the indexer narrowed some selection.
-        let dense = sel.is_none_or(|s| s.iter().zip(positions).all(|(k, &p)| k.len() == p + 1));
-        let o = if dense && t >= self.expand_min_tokens {
-            self.attend_expanded(&q, positions, cache)
+        // Queries that attend to all their causal keys (all of them unless the indexer narrowed some
+        // selections) go through the expanded path when there are enough of them; the rest attend
+        // in latent space, gathering their selected keys.
+        let full: Vec<usize> = (0..t)
+            .filter(|&i| sel.is_none_or(|s| s[i].len() == positions[i] + 1))
+            .collect();
+        let o = if full.len() >= self.expand_min_tokens {
+            let mut o = self.attend_expanded(&q, positions, cache, &full);
+            if full.len() < t {
+                // Rows of `full` come back zero from here.
+                let rest = self.attend_latent(&q, positions, cache, sel, true);
+                kernels::add_assign(&mut o, &rest);
+            }
+            o
         } else {
-            self.attend_latent(&q, positions, cache, if dense { None } else { sel })
+            self.attend_latent(&q, positions, cache, sel, false)
         };
         self.o_proj.forward(&o, t)
     }
@@ -211,13 +221,15 @@ impl Mla {
     /// Attention in latent space (ARCHITECTURES.md 2.4): per head, `q̃ = q_nope·W_UK` for all tokens
     /// at once, scores `q̃·c_t + q_pe·k_pe_t` against every cached latent as one product, softmax,
     /// `ō = Σ_t P_t c_t` as one product, then `o = ō·W_UVᵀ`. With a sparse `sel`, each (token, head)
-    /// gathers only its selected keys. Returns `o[T, nh·dv]`.
+    /// gathers only its selected keys. Returns `o[T, nh·dv]` (with zero rows for the queries that see
+    /// all their keys when `skip_full`: the expanded path computed those).
     fn attend_latent(
         &self,
         q: &[f32],
         positions: &[usize],
         cache: &MlaCache,
         sel: Option<&Selection>,
+        skip_full: bool,
     ) -> Vec<f32> {
         let t = positions.len();
         let (nh, dn, dr, dv, c) = (self.nh, self.dn, self.dr, self.dv, self.c);
@@ -243,7 +255,7 @@ impl Mla {
                                                      // selections narrower than the causal range) gather their keys one by one.
                 let (full, part): (Vec<usize>, Vec<usize>) =
                     (0..t).partition(|&i| sel.is_none_or(|s| s[i].len() == positions[i] + 1));
-                if !full.is_empty() {
+                if !full.is_empty() && !skip_full {
                     let td = full.len();
                     let (mut ql, mut qp) =
                         (Vec::with_capacity(td * c), Vec::with_capacity(td * dr));
@@ -310,8 +322,15 @@ impl Mla {
     /// Long prompts: expand every cached latent once, `[k_nope | v] = c·W_kv_bᵀ`, and attend per head
     /// like MHA with keys `[k_nope | k_pe]`, in query blocks that read only their causal keys.
     /// Returns `o[T, nh·dv]`.
-    fn attend_expanded(&self, q: &[f32], positions: &[usize], cache: &MlaCache) -> Vec<f32> {
+    fn attend_expanded(
+        &self,
+        q: &[f32],
+        positions: &[usize],
+        cache: &MlaCache,
+        tokens: &[usize],
+    ) -> Vec<f32> {
         let t = positions.len();
+        let tt = tokens.len();
         let (nh, dn, dr, dv) = (self.nh, self.dn, self.dr, self.dv);
         let (dq, hr) = (dn + dr, dn + dv);
         let (n, lat, pe) = self.cached_keys(cache);
@@ -326,21 +345,25 @@ impl Mla {
                     k.extend_from_slice(&kv[tk * nh * hr + h * hr..tk * nh * hr + h * hr + dn]);
                     k.extend_from_slice(&pe[tk * dr..(tk + 1) * dr]);
                 }
-                let mut qh = Vec::with_capacity(t * dq);
-                for i in 0..t {
+                let mut qh = Vec::with_capacity(tt * dq);
+                for &i in tokens {
                     qh.extend_from_slice(&q[i * nh * dq + h * dq..i * nh * dq + (h + 1) * dq]);
                 }
-                let mut oh = vec![0.0f32; t * dv];
-                for i0 in (0..t).step_by(QB) {
-                    let i1 = (i0 + QB).min(t);
+                let mut oh = vec![0.0f32; tt * dv];
+                for i0 in (0..tt).step_by(QB) {
+                    let i1 = (i0 + QB).min(tt);
                     let tb = i1 - i0;
-                    let nk = positions[i0..i1].iter().max().map_or(0, |p| p + 1);
+                    let nk = tokens[i0..i1]
+                        .iter()
+                        .map(|&i| positions[i] + 1)
+                        .max()
+                        .unwrap_or(0);
                     // s[tb, nk] = q·kᵀ, causal softmax per query
                     let mut s = vec![0.0f32; tb * nk];
                     let km = MatRef::new(FloatData::F32(&k[..nk * dq]), nk, dq);
                     kernels::matmul_t(km, &qh[i0 * dq..i1 * dq], tb, &mut s);
                     for (j, row) in s.chunks_exact_mut(nk).enumerate() {
-                        let visible = positions[i0 + j] + 1;
+                        let visible = positions[tokens[i0 + j]] + 1;
                         row.iter_mut().for_each(|v| *v *= self.scale);
                         softmax_with_sink(&mut row[..visible], None);
                         row[visible..].fill(0.0);
@@ -361,9 +384,9 @@ impl Mla {
             .collect();
         let mut o = vec![0.0f32; t * nh * dv];
         for (h, oh) in per_head.iter().enumerate() {
-            for i in 0..t {
+            for (j, &i) in tokens.iter().enumerate() {
                 o[i * nh * dv + h * dv..i * nh * dv + (h + 1) * dv]
-                    .copy_from_slice(&oh[i * dv..(i + 1) * dv]);
+                    .copy_from_slice(&oh[j * dv..(j + 1) * dv]);
             }
         }
         o

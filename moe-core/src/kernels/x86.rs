@@ -75,37 +75,6 @@ unsafe fn store_tile<const N: usize>(
 // AVX-512 BF16: bf16 weights · bf16 activations (optionally hi + lo halves of the f32 activations)
 // ---------------------------------------------------------------------------------------------
 
-/// The horizontal sums of four accumulators, `[Σa, Σb, Σc, Σd]`, with a shuffle tree (11 operations
-/// instead of four separate reductions).
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn reduce4(a: __m512, b: __m512, c: __m512, d: __m512) -> [f32; 4] {
-    // 128-bit blocks: ab = [a0+a2, a1+a3, b0+b2, b1+b3], cd likewise.
-    let ab = _mm512_add_ps(
-        _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
-        _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
-    );
-    let cd = _mm512_add_ps(
-        _mm512_shuffle_f32x4::<0b01_00_01_00>(c, d),
-        _mm512_shuffle_f32x4::<0b11_10_11_10>(c, d),
-    );
-    // Block j holds four partial sums of accumulator j.
-    let v = _mm512_add_ps(
-        _mm512_shuffle_f32x4::<0b10_00_10_00>(ab, cd),
-        _mm512_shuffle_f32x4::<0b11_01_11_01>(ab, cd),
-    );
-    let v = _mm512_add_ps(v, _mm512_permute_ps::<0b10_11_00_01>(v));
-    let v = _mm512_add_ps(v, _mm512_permute_ps::<0b01_00_11_10>(v));
-    let lanes = _mm512_permutexvar_ps(
-        _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-        v,
-    );
-    let mut out = [0.0f32; 4];
-    // SAFETY: storing 4 floats into a 4-float array.
-    unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm512_castps512_ps128(lanes)) };
-    out
-}
-
 /// Splits f32 activations into bf16 `hi` (round to nearest even) and, when `lo` is given, the bf16
 /// of the remainder `x - hi`, so that `w·hi + w·lo` carries ~16 bits of each activation.
 pub fn split_bf16(x: &[f32], hi: &mut [u16], lo: Option<&mut [u16]>) {
@@ -182,9 +151,8 @@ unsafe fn tile_bf16dp<const N: usize, const LO: bool>(
     }
     let mut out = [[0.0f32; N]; R];
     for n in 0..N {
-        let s = reduce4(acc[0][n], acc[1][n], acc[2][n], acc[3][n]);
         for j in 0..R {
-            out[j][n] = s[j];
+            out[j][n] = _mm512_reduce_add_ps(acc[j][n]);
         }
     }
     out
@@ -432,9 +400,8 @@ unsafe fn tile_fma512<T: Wide512, const N: usize>(
     }
     let mut out = [[0.0f32; N]; R];
     for n in 0..N {
-        let s = reduce4(acc[0][n], acc[1][n], acc[2][n], acc[3][n]);
         for j in 0..R {
-            out[j][n] = s[j];
+            out[j][n] = _mm512_reduce_add_ps(acc[j][n]);
         }
     }
     out

@@ -133,10 +133,11 @@ impl Model {
         }
     }
 
-    /// Runs `f` on this model's pool (or the caller's when it has none).
+    /// Runs `f` on this model's pool (or the caller's when it has none), its other workers kept
+    /// polling for work meanwhile (see [`crate::kernels::run_spinning`]).
     fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
-            Some(p) => p.install(f),
+            Some(p) => crate::kernels::run_spinning(p, f),
             None => f(),
         }
     }
