@@ -215,28 +215,20 @@ impl Gqa {
                     kernels::matmul_t(km, &qm, rows, &mut sc);
                     for (r, row) in sc.chunks_exact_mut(nk).enumerate() {
                         let i = i0 + r / group;
-                        let (lo, p) = (lo_of(i), positions[i]);
-                        let mut bmax = f32::NEG_INFINITY;
-                        for (j, v) in row.iter_mut().enumerate() {
-                            let tk = k0 + j;
-                            *v = if tk < lo || tk > p {
-                                f32::NEG_INFINITY
-                            } else {
-                                *v * scale
-                            };
-                            bmax = bmax.max(*v);
-                        }
-                        if bmax == f32::NEG_INFINITY {
+                        // Visible keys of this query inside the block: [a, b).
+                        let a = lo_of(i).clamp(k0, k1) - k0;
+                        let b = (positions[i] + 1).clamp(k0, k1) - k0;
+                        if a >= b {
                             row.fill(0.0);
                             continue;
                         }
+                        row[..a].fill(0.0);
+                        row[b..].fill(0.0);
+                        let vis = &mut row[a..b];
+                        let bmax = scale * vis.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         let m_new = m[r].max(bmax);
                         let corr = (m[r] - m_new).exp();
-                        let mut sum = 0.0f32;
-                        for v in row.iter_mut() {
-                            *v = (*v - m_new).exp();
-                            sum += *v;
-                        }
+                        let sum = kernels::exp_sum(vis, scale, m_new);
                         l[r] = l[r] * corr + sum;
                         m[r] = m_new;
                         if corr != 1.0 {

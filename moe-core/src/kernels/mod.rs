@@ -251,7 +251,8 @@ impl<'a> Act<'a> {
             let mut hi = vec![0u16; x.len()];
             let keep_f32 = precision == Precision::F32;
             let mut lo = keep_f32.then(|| vec![0u16; x.len()]);
-            x86::split_bf16(x, &mut hi, lo.as_deref_mut());
+            // SAFETY: Avx512Bf16 is only chosen where its features were detected.
+            unsafe { x86::split_bf16_512(x, &mut hi, lo.as_deref_mut()) };
             return Act::Bf16 { hi, lo };
         }
         let _ = (isa, w, t, precision);
@@ -351,9 +352,11 @@ pub fn matmul_t_with(
         unsafe { rows_kernel(isa, &w, &act, 0..w.rows, t, yp, w.rows) };
         return;
     }
-    // Rows per task: a multiple of 16, about 4 tasks per thread, none smaller than the threshold.
+    // Rows per task: a multiple of 16, about 4 tasks per thread (2 for one token, whose tasks are
+    // short streams where each split costs a visible share), none smaller than the threshold.
     let min_rows = (PAR_THRESHOLD / (w.cols * t).max(1)).max(1);
-    let per = w.rows.div_ceil(threads * 4).max(min_rows).div_ceil(16) * 16;
+    let split = if t == 1 { 2 } else { 4 };
+    let per = w.rows.div_ceil(threads * split).max(min_rows).div_ceil(16) * 16;
     let tasks = w.rows.div_ceil(per);
     (0..tasks).into_par_iter().for_each(|c| {
         let rows = c * per..((c + 1) * per).min(w.rows);
@@ -427,6 +430,23 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => neon::dot_f32(a, b),
         _ => scalar::dot_f32(a, b),
+    }
+}
+
+/// Softmax numerators in place: `v[i] = e^(v[i]·scale - shift)`; returns their sum.
+pub fn exp_sum(v: &mut [f32], scale: f32, shift: f32) -> f32 {
+    match isa() {
+        // SAFETY: the level's features were detected.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 | Isa::Avx512Bf16 => unsafe { x86::exp_sum_512(v, scale, shift) },
+        _ => {
+            let mut sum = 0.0;
+            for x in v.iter_mut() {
+                *x = (*x * scale - shift).exp();
+                sum += *x;
+            }
+            sum
+        }
     }
 }
 
@@ -618,6 +638,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn exp_sum_matches_libm() {
+        let mut seed = 17;
+        for n in [0, 1, 5, 16, 33, 300] {
+            let base: Vec<f32> = rand_vec(n, &mut seed).iter().map(|v| v * 60.0).collect();
+            let mut v = base.clone();
+            let sum = exp_sum(&mut v, 0.7, 3.0);
+            let want: Vec<f64> = base.iter().map(|x| (*x as f64 * 0.7 - 3.0).exp()).collect();
+            for (g, w) in v.iter().zip(&want) {
+                assert!(
+                    (*g as f64 - w).abs() <= 5e-6 * w.abs() + 1e-30,
+                    "{g} vs {w}"
+                );
+            }
+            let ws: f64 = want.iter().sum();
+            assert!((sum as f64 - ws).abs() <= 1e-5 * ws.abs() + 1e-30);
+        }
+        let mut v = vec![-1e4f32, 0.0, 1e4];
+        exp_sum(&mut v, 1.0, 0.0);
+        assert!(v[0] == 0.0 && v[1] == 1.0 && v[2].is_finite());
     }
 
     #[test]

@@ -789,3 +789,81 @@ pub unsafe fn axpy_f32_256(a: f32, x: &[f32], y: &mut [f32]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Softmax numerators and activation splitting
+// ---------------------------------------------------------------------------------------------
+
+/// `e^x` for 16 lanes: `2^n·p(r)` with `n = round(x·log2 e)`, `r = x - n·ln 2` (two-part ln 2) and
+/// the degree-6 Taylor polynomial on |r| ≤ ln2/2 (relative error ~1e-7); inputs clamped to
+/// [-104, 88.7] (results underflow to 0 and stay finite).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn exp512(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(
+        _mm512_max_ps(x, _mm512_set1_ps(-104.0)),
+        _mm512_set1_ps(88.7),
+    );
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_751_953_125), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_765_330_187e-6), r);
+    let mut p = _mm512_set1_ps(1.0 / 720.0);
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    _mm512_scalef_ps(p, n)
+}
+
+/// `v[i] = e^(v[i]·scale - shift)`; returns `Σ v[i]` (AVX-512F).
+///
+/// # Safety
+/// AVX512F available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn exp_sum_512(v: &mut [f32], scale: f32, shift: f32) -> f32 {
+    let n = v.len();
+    let p = v.as_mut_ptr();
+    let (sv, hv) = (_mm512_set1_ps(scale), _mm512_set1_ps(shift));
+    let mut acc = _mm512_setzero_ps();
+    let mut k = 0;
+    // SAFETY: masked accesses below `n`.
+    unsafe {
+        while k < n {
+            let m: __mmask16 = ((1u32 << (n - k).min(16)) - 1) as u16;
+            let x = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, p.add(k)), sv, hv);
+            let e = _mm512_maskz_mov_ps(m, exp512(x));
+            _mm512_mask_storeu_ps(p.add(k), m, e);
+            acc = _mm512_add_ps(acc, e);
+            k += 16;
+        }
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// [`split_bf16`] with AVX512_BF16's round-to-nearest-even conversion, 16 values at a time.
+///
+/// # Safety
+/// AVX512F/BW/VL/BF16 available; `hi` (and `lo`) at least as long as `x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn split_bf16_512(x: &[f32], hi: &mut [u16], lo: Option<&mut [u16]>) {
+    let n = x.len().min(hi.len());
+    let lo_ptr = lo.map(|l| l.as_mut_ptr());
+    let mut k = 0;
+    // SAFETY: full vectors only while k + 16 <= n; the tail goes through the scalar path.
+    unsafe {
+        while k + 16 <= n {
+            let v = _mm512_loadu_ps(x.as_ptr().add(k));
+            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
+            _mm256_storeu_si256(hi.as_mut_ptr().add(k) as *mut __m256i, h);
+            if let Some(lp) = lo_ptr {
+                let back = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)));
+                let l: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(_mm512_sub_ps(v, back)));
+                _mm256_storeu_si256(lp.add(k) as *mut __m256i, l);
+            }
+            k += 16;
+        }
+        let lo_tail = lo_ptr.map(|lp| std::slice::from_raw_parts_mut(lp.add(k), n - k));
+        split_bf16(&x[k..n], &mut hi[k..n], lo_tail);
+    }
+}
