@@ -24,6 +24,7 @@ for m in "${models[@]}"; do
   hf=$W/models/$m; gg=$W/gguf/$m-BF16.gguf
   for r in $(seq "$ROUNDS"); do
     echo "== $m round $r" >&2
+    { date; cat /proc/loadavg; top -bn1 | sed -n 7,10p; } >> "$OUT/load.txt"   # other users of the CPUs
     OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=cores "$W/machine_limits" bw 2 6 > "$OUT/$m.bw.$r.txt"
     cat "$hf"/*.safetensors > /dev/null
     "$BENCH" --model "$hf" --prompt "$PROMPT" --gen "$GEN" --threads 2 --reps 3 --precision "$PRECISION" --json \

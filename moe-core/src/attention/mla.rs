@@ -273,7 +273,7 @@ impl Mla {
                         for (v, b) in row.iter_mut().zip(&s_pe[j * n..]) {
                             *v = self.scale * (*v + b);
                         }
-                        softmax_with_sink(&mut row[..visible], None);
+                        softmax_rows(&mut row[..visible], 1.0);
                         row[visible..].fill(0.0);
                     }
                     let mut od = vec![0.0f32; td * c];
@@ -364,8 +364,7 @@ impl Mla {
                     kernels::matmul_t(km, &qh[i0 * dq..i1 * dq], tb, &mut s);
                     for (j, row) in s.chunks_exact_mut(nk).enumerate() {
                         let visible = positions[tokens[i0 + j]] + 1;
-                        row.iter_mut().for_each(|v| *v *= self.scale);
-                        softmax_with_sink(&mut row[..visible], None);
+                        softmax_rows(&mut row[..visible], self.scale);
                         row[visible..].fill(0.0);
                     }
                     // vᵀ[dv, nk] for this block, so that o = s·v is a row-major product.
@@ -391,4 +390,11 @@ impl Mla {
         }
         o
     }
+}
+
+/// In-place softmax of `scale·v` (SIMD exponentials).
+fn softmax_rows(v: &mut [f32], scale: f32) {
+    let mx = scale * v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let inv = 1.0 / kernels::exp_sum(v, scale, mx);
+    v.iter_mut().for_each(|x| *x *= inv);
 }

@@ -88,7 +88,8 @@ pub fn split_bf16(x: &[f32], hi: &mut [u16], lo: Option<&mut [u16]>) {
     }
 }
 
-/// One 4×N tile over the whole `cols` dimension with VDPBF16PS; `LO` adds the low halves.
+/// One 4×N tile over the whole `cols` dimension with VDPBF16PS; `LO` adds the low halves in
+/// accumulators of their own (summed with the high ones at the end, as [`row_dot_bf16dp`] does).
 ///
 /// # Safety
 /// AVX512F/BW/BF16 available; `w[j]` valid for `cols` elements, `xh`/`xl` for `N·cols`.
@@ -101,6 +102,7 @@ unsafe fn tile_bf16dp<const N: usize, const LO: bool>(
     xl: *const u16,
     cols: usize,
 ) -> [[f32; N]; R] {
+    let mut acc_lo = [[_mm512_setzero_ps(); N]; R];
     let mut acc = [[_mm512_setzero_ps(); N]; R];
     let mut k = 0;
     // SAFETY (whole block): loads stay below `cols` per row (full 32-lane loads only while
@@ -122,7 +124,7 @@ unsafe fn tile_bf16dp<const N: usize, const LO: bool>(
                     let xv: __m512bh =
                         std::mem::transmute(_mm512_loadu_si512(xl.add(n * cols + k) as _));
                     for j in 0..R {
-                        acc[j][n] = _mm512_dpbf16_ps(acc[j][n], wv[j], xv);
+                        acc_lo[j][n] = _mm512_dpbf16_ps(acc_lo[j][n], wv[j], xv);
                     }
                 }
             }
@@ -143,23 +145,30 @@ unsafe fn tile_bf16dp<const N: usize, const LO: bool>(
                     let xv: __m512bh =
                         std::mem::transmute(_mm512_maskz_loadu_epi16(m, xl.add(n * cols + k) as _));
                     for j in 0..R {
-                        acc[j][n] = _mm512_dpbf16_ps(acc[j][n], wv[j], xv);
+                        acc_lo[j][n] = _mm512_dpbf16_ps(acc_lo[j][n], wv[j], xv);
                     }
                 }
             }
         }
     }
     let mut out = [[0.0f32; N]; R];
-    for n in 0..N {
-        for j in 0..R {
-            out[j][n] = _mm512_reduce_add_ps(acc[j][n]);
+    for j in 0..R {
+        for n in 0..N {
+            let v = if LO {
+                _mm512_add_ps(acc[j][n], acc_lo[j][n])
+            } else {
+                acc[j][n]
+            };
+            out[j][n] = _mm512_reduce_add_ps(v);
         }
     }
     out
 }
 
-/// One row's dot product for a single token (decode): the row is read as one sequential stream
-/// with four accumulators (eight with the low halves) and a software prefetch `PF` bytes ahead.
+/// One row's dot product for a single token (decode), read as one sequential stream with a
+/// software prefetch a page ahead. Per output it computes exactly what [`tile_bf16dp`] computes
+/// (one accumulator for the high halves, one for the low halves, k in order, summed at the end), so
+/// a token's result does not depend on how many tokens share the product.
 ///
 /// # Safety
 /// AVX512F/BW/BF16 available; `w` valid for `cols` elements, `xh`/`xl` for `cols`.
@@ -172,52 +181,35 @@ unsafe fn row_dot_bf16dp<const LO: bool>(
     cols: usize,
 ) -> f32 {
     const PF: usize = 2048; // elements (4 KiB) ahead: the next page of the stream
-    let mut a = [_mm512_setzero_ps(); 4];
-    let mut b = [_mm512_setzero_ps(); 4];
+    let mut a = _mm512_setzero_ps();
+    let mut b = _mm512_setzero_ps();
     let mut k = 0;
     // SAFETY (whole block): full loads only while in bounds, masked loads for the tail; prefetch
     // addresses are formed with wrapping arithmetic and never fault.
     unsafe {
         let ld = |p: *const u16| -> __m512bh { std::mem::transmute(_mm512_loadu_si512(p as _)) };
-        while k + 128 <= cols {
+        while k + 32 <= cols {
             _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(k + PF) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(k + PF + 64) as *const i8);
-            for u in 0..4 {
-                let wv = ld(w.add(k + 32 * u));
-                a[u] = _mm512_dpbf16_ps(a[u], wv, ld(xh.add(k + 32 * u)));
-                if LO {
-                    b[u] = _mm512_dpbf16_ps(b[u], wv, ld(xl.add(k + 32 * u)));
-                }
+            let wv = ld(w.add(k));
+            a = _mm512_dpbf16_ps(a, wv, ld(xh.add(k)));
+            if LO {
+                b = _mm512_dpbf16_ps(b, wv, ld(xl.add(k)));
             }
-            k += 128;
+            k += 32;
         }
-        while k < cols {
-            let m: __mmask32 = if cols - k >= 32 {
-                u32::MAX
-            } else {
-                (1u32 << (cols - k)) - 1
-            };
+        if k < cols {
+            let m: __mmask32 = (1u32 << (cols - k)) - 1;
             let mz = |p: *const u16| -> __m512bh {
                 std::mem::transmute(_mm512_maskz_loadu_epi16(m, p as *const i16))
             };
             let wv = mz(w.add(k));
-            a[0] = _mm512_dpbf16_ps(a[0], wv, mz(xh.add(k)));
+            a = _mm512_dpbf16_ps(a, wv, mz(xh.add(k)));
             if LO {
-                b[0] = _mm512_dpbf16_ps(b[0], wv, mz(xl.add(k)));
+                b = _mm512_dpbf16_ps(b, wv, mz(xl.add(k)));
             }
-            k += 32;
         }
     }
-    let s = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
-    let s = if LO {
-        _mm512_add_ps(
-            s,
-            _mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3])),
-        )
-    } else {
-        s
-    };
-    _mm512_reduce_add_ps(s)
+    _mm512_reduce_add_ps(if LO { _mm512_add_ps(a, b) } else { a })
 }
 
 /// `y[i·ldy + r] = Σ_k w[r,k]·x[i,k]` with bf16 weights and bf16 activations `xh` (+ `xl`).
@@ -265,8 +257,10 @@ pub unsafe fn rows_bf16dp(
             let w4 = tile_rows(r, rows.end).map(|q| unsafe { wp.add(q * cols) });
             let pf = next_tile(w4, cols);
             let mut i = i0;
+            // With the low halves each output has two accumulators: at most 3 tokens per tile.
+            let n_max = if xl.is_some() { 3 } else { 6 };
             while i < i1 {
-                let n = (i1 - i).min(6);
+                let n = (i1 - i).min(n_max);
                 // SAFETY: token `i + n <= t`, so `n·cols` activations from `i·cols` are valid.
                 let (h, l) = unsafe {
                     (
