@@ -5,9 +5,13 @@ use std::path::Path;
 /// `include/moe.h` followed by the `include/moe_version.h` it includes.
 fn header() -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../include");
-    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let read =
+        |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let main = read("moe.h");
-    assert!(main.contains("#include \"moe_version.h\""), "moe.h must include moe_version.h");
+    assert!(
+        main.contains("#include \"moe_version.h\""),
+        "moe.h must include moe_version.h"
+    );
     main + &read("moe_version.h")
 }
 
