@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side decode/prefill comparison on the benchmark models made by setup.sh: in each round, the
 # machine's 2-thread read bandwidth, this engine's bench example, and llama.cpp's llama-bench (BF16
-# GGUF), alternating; then PyTorch bf16 (transformers eager) once per model. 2 threads, batch 1.
+# GGUF: pp512 + tg128 from an empty context as in YARDSTICKS.md, and tg128 at depth 512), alternating; then PyTorch bf16 (transformers eager) once per model. 2 threads, batch 1.
 # Each program's files are read through the page cache before it runs (both models of a shape do not
 # always stay cached together in 24 GB). Prints the summary table (tools/bench/summarize.py).
 # usage: tools/bench/compare.sh [MODEL...]   (default: qwen3moe-a3b-8L dsv2lite-8L)
@@ -31,6 +31,8 @@ for m in "${models[@]}"; do
       > "$OUT/$m.moe.$r.txt"
     cat "$gg" > /dev/null
     "$LB" -m "$gg" -t 2 -p "$PROMPT" -n "$GEN" -r 3 -o json > "$OUT/$m.llama.$r.json" 2> "$OUT/$m.llama.$r.err"
+    # decode after a PROMPT-token context, as this engine's bench measures it (llama-bench's tg starts empty)
+    "$LB" -m "$gg" -t 2 -p 0 -n "$GEN" -d "$PROMPT" -r 3 -o json > "$OUT/$m.llamad.$r.json" 2>> "$OUT/$m.llama.$r.err"
     OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=cores "$W/machine_limits" bw 2 6 > "$OUT/$m.bw.$r.post.txt"
   done
   if [ "$TORCH" = 1 ]; then

@@ -35,6 +35,13 @@ for m in models:
                 (lpp if r["n_prompt"] else ltg).extend(r["samples_ts"])
         except Exception:
             pass
+    ltgd = []
+    for p in sorted(glob.glob(f"{d}/{m}.llamad.*.json")):
+        try:
+            for r in json.load(open(p)):
+                ltgd.extend(r["samples_ts"])
+        except Exception:
+            pass
     tpp, ttg = [], []
     tp = f"{d}/{m}.torch.txt"
     if os.path.exists(tp):
@@ -47,12 +54,16 @@ for m in models:
             if mm:
                 gbs.append(float(mm.group(1)))
     print(f"| {m} | moe (this engine) | {fmt(pp)} | {fmt(tg)} | {len(pp)} |")
-    print(f"| {m} | llama.cpp BF16 | {fmt(lpp)} | {fmt(ltg)} | {len(lpp)} |")
+    print(f"| {m} | llama.cpp BF16 | {fmt(lpp)} | {fmt(ltg)} (empty context) | {len(lpp)} |")
+    if ltgd:
+        print(f"| {m} | llama.cpp BF16, decode at depth 512 | - | {fmt(ltgd)} | {len(ltgd)} |")
     if tpp:
         print(f"| {m} | PyTorch bf16 (decode after 32 steps) | {fmt(tpp)} | {fmt(ttg)} | {len(tpp)} |")
     r = []
     if pp and ltg:
-        r.append(f"decode {med(tg) / med(ltg):.2f}x llama.cpp, prefill {med(pp) / med(lpp):.2f}x llama.cpp")
+        r.append(f"decode {med(tg) / med(ltg):.2f}x llama.cpp tg (empty context)"
+                 + (f", {med(tg) / med(ltgd):.2f}x llama.cpp at depth 512" if ltgd else "")
+                 + f", prefill {med(pp) / med(lpp):.2f}x llama.cpp")
     if tpp:
         r.append(f"prefill {med(pp) / med(tpp):.2f}x PyTorch, decode {med(tg) / med(ttg):.2f}x PyTorch")
     if gbs and bpt:
