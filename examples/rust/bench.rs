@@ -7,7 +7,7 @@
 //! --precision bf16|f32 (how activations meet bf16 weights in prefill products; bf16 is what llama.cpp's
 //! BF16 path and PyTorch bf16 do, and the default here), --seed S (random prompt ids), --json (one JSON
 //! line on stdout as well), --gqa-tiled-min N / --mla-expand-min N (ablations: prompt length from which
-//! GQA uses tiled attention / MLA expands its latents). The kernel level can be forced with MOE_KERNELS=scalar|avx2|avx512|avx512bf16.
+//! GQA uses tiled attention / MLA expands its latents). The kernel level can be forced with --kernels scalar|avx2|avx512|avx512bf16.
 //!
 //! Bytes per decoded token count the weights one token streams: every non-expert matrix (attention,
 //! routers, shared experts, dense MLPs), `top_k` routed experts per MoE layer, the lm_head and one
@@ -121,6 +121,9 @@ fn run_once(model: &Arc<Model>, prompt: &[u32], gen: usize) -> Result<(f64, f64)
 
 fn run() -> Result<(), String> {
     let args = args::Args::parse(&["json"])?;
+    if let Some(level) = args.get("kernels") {
+        kernels::force_isa(level)?;
+    }
     let dir = args
         .get("model")
         .map(PathBuf::from)

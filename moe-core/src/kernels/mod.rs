@@ -2,9 +2,8 @@
 //!
 //! Weights arrive as [`FloatData`] (bf16 / f16 / f32 borrowed from the checkpoint map); activations and
 //! accumulators are f32. `scalar` holds the reference implementations; `x86` (AVX-512 with VDPBF16PS,
-//! AVX2+FMA) and `neon` the fast paths, chosen once at run time ([`isa`]) and overridable with the
-//! `MOE_KERNELS` environment variable (`scalar`, `avx2`, `avx512`, `avx512bf16`, `neon`) for
-//! comparisons.
+//! AVX2+FMA) and `neon` the fast paths, chosen once at run time ([`isa`]); a program may pick another
+//! supported level explicitly with [`force_isa`] before the first product (for comparisons).
 //!
 //! Products are split over the rayon pool the caller runs in by rows of the weight (so decode, one
 //! token, keeps every core streaming its own slice of each matrix). A model may own a dedicated pool
@@ -99,17 +98,31 @@ pub fn supported_isas() -> Vec<Isa> {
     .collect()
 }
 
-/// The level the kernels use: the best this CPU supports, or `MOE_KERNELS` when it names a supported one.
+static ISA: OnceLock<Isa> = OnceLock::new();
+
+/// The level the kernels use: the best this CPU supports, unless [`force_isa`] chose another.
 pub fn isa() -> Isa {
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        let all = supported_isas();
-        let best = *all.last().expect("scalar is always supported");
-        match std::env::var("MOE_KERNELS") {
-            Ok(name) => all.into_iter().find(|i| i.name() == name).unwrap_or(best),
-            Err(_) => best,
-        }
-    })
+    *ISA.get_or_init(|| *supported_isas().last().expect("scalar is always supported"))
+}
+
+/// Makes every product of this process use `level` (named as [`Isa`]'s `Display`: `scalar`, `avx2`,
+/// `avx512`, `avx512bf16`, `neon`). Must be called before the first product; fails if `level` is unknown,
+/// not supported by this CPU, or another level is already in use.
+pub fn force_isa(level: &str) -> Result<Isa, String> {
+    let all = supported_isas();
+    let want = all
+        .iter()
+        .copied()
+        .find(|i| i.name() == level)
+        .ok_or_else(|| {
+            format!("kernel level {level:?} is unknown or unsupported here (supported: {all:?})")
+        })?;
+    let got = *ISA.get_or_init(|| want);
+    if got == want {
+        Ok(got)
+    } else {
+        Err(format!("kernel level already fixed to {got}"))
+    }
 }
 
 /// How activations meet bf16 weights in matrix-matrix products (prefill).
