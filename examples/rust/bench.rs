@@ -21,62 +21,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use moe_core::attention::{Attention, QueryProj};
-use moe_core::kernels::{self, Precision};
-use moe_core::layers::Mlp;
-use moe_core::model::FeedForward;
-use moe_core::{argmax, LogitsMode, Model, Session, SessionParams};
+use moe_core::internals::{kernels, set_attention_thresholds};
+use moe_core::{argmax, ComputeOptions, LogitsMode, Model, Precision, Session, SessionParams};
 
 fn default_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-deepseek-pycode")
-}
-
-fn mlp_bytes(m: &Mlp) -> usize {
-    m.gate_proj.weight_bytes() + m.up_proj.weight_bytes() + m.down_proj.weight_bytes()
-}
-
-/// Weight bytes one decoded token reads (see the module docs).
-fn bytes_per_token(model: &Model) -> usize {
-    let mut total = model.lm_head.weight_bytes();
-    let emb = &model.embed_tokens.weight;
-    total += emb.bytes().len() / emb.shape()[0];
-    for layer in &model.layers {
-        total += match &layer.self_attn {
-            Attention::Gqa(g) => {
-                g.q_proj.weight_bytes()
-                    + g.k_proj.weight_bytes()
-                    + g.v_proj.weight_bytes()
-                    + g.o_proj.weight_bytes()
-            }
-            Attention::Mla(m) => {
-                let q = match &m.q {
-                    QueryProj::LoRa {
-                        q_a_proj, q_b_proj, ..
-                    } => q_a_proj.weight_bytes() + q_b_proj.weight_bytes(),
-                    QueryProj::Full { q_proj } => q_proj.weight_bytes(),
-                };
-                let ix = m.indexer.as_ref().map_or(0, |i| {
-                    i.wq_b.weight_bytes() + i.wk.weight_bytes() + i.weights_proj.weight_bytes()
-                });
-                q + m.kv_a_proj_with_mqa.weight_bytes()
-                    + m.kv_b_proj.weight_bytes()
-                    + m.o_proj.weight_bytes()
-                    + ix
-            }
-        };
-        total += match &layer.ffn {
-            FeedForward::Dense(m) => mlp_bytes(m),
-            FeedForward::Moe(b) => {
-                let shared = b.shared.as_ref().map_or(0, |s| {
-                    mlp_bytes(&s.mlp) + s.gate.as_ref().map_or(0, |g| g.weight_bytes())
-                });
-                b.router.gate.weight_bytes()
-                    + shared
-                    + b.router.top_k * b.experts.first().map_or(0, |e| e.weight_bytes())
-            }
-        };
-    }
-    total
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -99,10 +48,7 @@ fn fmt_runs(v: &[f64]) -> String {
 
 /// One prefill of `prompt` and `gen` greedy decode steps; returns (prefill tok/s, decode tok/s).
 fn run_once(model: &Arc<Model>, prompt: &[u32], gen: usize) -> Result<(f64, f64), String> {
-    let params = SessionParams {
-        max_context: Some(prompt.len() + gen + 1),
-        ..Default::default()
-    };
+    let params = SessionParams::default().with_max_context(Some(prompt.len() + gen + 1));
     let mut s = Session::new(model.clone(), &params).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let logits = s
@@ -145,25 +91,20 @@ fn run() -> Result<(), String> {
     let t_load = Instant::now();
     let mut model = Model::load(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     model
-        .set_compute(threads, precision)
+        .set_compute(ComputeOptions::new(threads, precision))
         .map_err(|e| e.to_string())?;
     // Ablations: the prompt lengths from which attention switches to its tiled / expanded forms.
     let gqa_tiled: Option<usize> = args.opt("gqa-tiled-min")?;
     let mla_expand: Option<usize> = args.opt("mla-expand-min")?;
-    for b in &mut model.layers {
-        match &mut b.self_attn {
-            Attention::Gqa(g) => g.tiled_min_tokens = gqa_tiled.unwrap_or(g.tiled_min_tokens),
-            Attention::Mla(m) => m.expand_min_tokens = mla_expand.unwrap_or(m.expand_min_tokens),
-        }
-    }
+    set_attention_thresholds(&mut model, gqa_tiled, mla_expand);
     let load_s = t_load.elapsed().as_secs_f64();
     let model = Arc::new(model);
-    let bpt = bytes_per_token(&model);
+    let bpt = model.weight_bytes_per_token();
     println!(
         "model {} ({}, {} layers), {:.2} GB mapped; threads {}, kernels {}, precision {:?}",
         dir.display(),
-        model.config.architecture,
-        model.config.num_layers,
+        model.config().architecture,
+        model.config().num_layers,
         model.checkpoint_bytes() as f64 / 1e9,
         model.threads(),
         kernels::isa(),

@@ -19,8 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use moe_core::attention::Attention;
-use moe_core::cache::LayerCache;
+use moe_core::internals::{self, KvCache, ModelCache};
 use moe_core::{LogitsMode, Model, SparseMode};
 
 fn v32_config(layers: usize) -> serde_json::Value {
@@ -76,20 +75,8 @@ fn v32_tensors(layers: usize) -> BTreeMap<String, Vec<usize>> {
 }
 
 /// Fills every layer's caches with `n` random rows.
-fn fill(cache: &mut moe_core::cache::ModelCache, n: usize, rng: &mut synthetic::Rng) {
-    let rows = |width: usize, rng: &mut synthetic::Rng| -> Vec<f32> {
-        (0..n * width).map(|_| rng.uniform(1.7)).collect()
-    };
-    for layer in &mut cache.layers {
-        if let LayerCache::Mla { mla, indexer } = layer {
-            let (c, r) = (mla.latent.width(), mla.k_pe.width());
-            mla.append(&rows(c, rng), &rows(r, rng));
-            if let Some(ix) = indexer {
-                let w = ix.keys.width();
-                ix.keys.append(&rows(w, rng));
-            }
-        }
-    }
+fn fill(cache: &mut ModelCache, n: usize, rng: &mut synthetic::Rng) {
+    internals::fill_mla_cache(cache, n, &mut || rng.uniform(1.7));
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -146,7 +133,7 @@ fn step_times(
     rng: &mut synthetic::Rng,
 ) -> Result<(f64, f64, f64, f64), String> {
     {
-        let mut cache = model.new_cache();
+        let mut cache = internals::new_cache(model);
         fill(&mut cache, ctx, rng);
         let mut times = [Vec::new(), Vec::new(), Vec::new()];
         // Round 0 is untimed: the first touch of the mapped weights is not attention.
@@ -157,12 +144,14 @@ fn step_times(
                 .enumerate()
             {
                 let t0 = Instant::now();
-                let logits = model.forward(&[1], ctx, &mut cache, LogitsMode::Last, mode, None);
+                let logits =
+                    internals::forward(model, &[1], ctx, &mut cache, LogitsMode::Last, mode)
+                        .map_err(|e| e.to_string())?;
                 if rep > 0 {
                     times[m].push(t0.elapsed().as_secs_f64() * 1e3);
                 }
                 assert_eq!(logits.len(), 1024);
-                moe_core::KvCache::truncate(&mut cache, ctx).map_err(|e| e.to_string())?;
+                cache.truncate(ctx).map_err(|e| e.to_string())?;
             }
             // The indexer alone (projections, scan over every cached key, top-k), all layers.
             let t0 = Instant::now();
@@ -170,37 +159,25 @@ fn step_times(
             if rep > 0 {
                 times[2].push(t0.elapsed().as_secs_f64() * 1e3);
             }
-            moe_core::KvCache::truncate(&mut cache, ctx).map_err(|e| e.to_string())?;
+            cache.truncate(ctx).map_err(|e| e.to_string())?;
         }
         let [s, d, ix] = times.map(median);
-        Ok((s, d, ix, moe_core::KvCache::bytes(&cache) as f64))
+        Ok((s, d, ix, cache.bytes() as f64))
     }
 }
 
 /// Runs each layer's indexer for one query at position `ctx` on random inputs.
-fn run_indexers(
-    model: &Model,
-    cache: &mut moe_core::cache::ModelCache,
-    ctx: usize,
-    rng: &mut synthetic::Rng,
-) {
-    for (block, layer) in model.layers.iter().zip(cache.layers.iter_mut()) {
-        if let (
-            Attention::Mla(m),
-            LayerCache::Mla {
-                indexer: Some(ic), ..
-            },
-        ) = (&block.self_attn, layer)
-        {
-            if let Some(ix) = &m.indexer {
-                let x: Vec<f32> = (0..model.config.hidden_size)
-                    .map(|_| rng.uniform(1.7))
-                    .collect();
-                let cq: Vec<f32> = (0..ix.wq_b.in_dim).map(|_| rng.uniform(1.7)).collect();
-                let sel = ix.select(&x, &cq, &[ctx], ic);
-                assert_eq!(sel[0].len(), ix.topk().min(ctx + 1));
-            }
-        }
+fn run_indexers(model: &Model, cache: &mut ModelCache, ctx: usize, rng: &mut synthetic::Rng) {
+    for selected in internals::run_indexers(model, cache, ctx, &mut || rng.uniform(1.7)) {
+        assert_eq!(selected, model_topk(model).min(ctx + 1));
+    }
+}
+
+/// The indexer's `index_topk`.
+fn model_topk(model: &Model) -> usize {
+    match &model.config().attention {
+        moe_core::config::AttentionConfig::Mla(m) => m.indexer.as_ref().map_or(0, |i| i.topk),
+        _ => 0,
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use moe_core::text::{ChatMessage, TextGenerator, TextOptions};
+use moe_core::{ChatMessage, TextGenerator, TextOptions};
 use moe_core::{
     GenerateOptions, Generator, LoadOptions, Model, SamplerParams, Session, SessionParams,
 };
@@ -47,48 +47,40 @@ fn run() -> Result<(), String> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let model = Model::load_with(
-        &dir,
-        LoadOptions {
-            progress: Some(&mut progress),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let model = Model::load_with(&dir, LoadOptions::default().with_progress(&mut progress))
+        .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     let model = Arc::new(model);
     eprintln!(
         "loaded {} ({}, {} layers) in {:.2?}",
         dir.display(),
-        model.config.architecture,
-        model.config.num_layers,
+        model.config().architecture,
+        model.config().num_layers,
         started.elapsed()
     );
 
-    let defaults = model.generation_config.sampler_defaults();
-    let sampler = SamplerParams {
-        temperature: args.parse_or("temperature", defaults.temperature)?,
-        top_k: args.parse_or("top-k", defaults.top_k)?,
-        top_p: args.parse_or("top-p", defaults.top_p)?,
-        min_p: args.parse_or("min-p", defaults.min_p)?,
-        repetition_penalty: args.parse_or("repetition-penalty", defaults.repetition_penalty)?,
-        seed: args.parse_or("seed", 0u64)?,
-    };
-    let generate = GenerateOptions {
-        max_new_tokens: args.parse_or(
-            "max-tokens",
-            model.generation_config.max_new_tokens.unwrap_or(64),
-        )?,
-        sampler,
-        stop_tokens: model.eos_token_ids(),
-    };
-    let params = SessionParams {
-        max_context: args
-            .get("max-context")
-            .map(|v| v.parse())
-            .transpose()
-            .map_err(|_| "bad --max-context")?,
-        ..Default::default()
-    };
+    let defaults = model.generation_config().sampler_defaults();
+    let mut sampler = SamplerParams::default();
+    sampler.temperature = args.parse_or("temperature", defaults.temperature)?;
+    sampler.top_k = args.parse_or("top-k", defaults.top_k)?;
+    sampler.top_p = args.parse_or("top-p", defaults.top_p)?;
+    sampler.min_p = args.parse_or("min-p", defaults.min_p)?;
+    sampler.repetition_penalty =
+        args.parse_or("repetition-penalty", defaults.repetition_penalty)?;
+    sampler.seed = args.parse_or("seed", 0u64)?;
+    let max_new_tokens = args.parse_or(
+        "max-tokens",
+        model.generation_config().max_new_tokens.unwrap_or(64),
+    )?;
+    let generate = GenerateOptions::new(max_new_tokens)
+        .with_sampler(sampler)
+        .with_stop_tokens(model.eos_token_ids());
+    let max_context = args
+        .get("max-context")
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| "bad --max-context")?;
+    let params = SessionParams::default().with_max_context(max_context);
     let session = Session::new(model.clone(), &params).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let t0 = Instant::now();
@@ -110,14 +102,13 @@ fn run() -> Result<(), String> {
                 text
             };
             let ids = tok.encode(&prompt, true).map_err(|e| e.to_string())?;
-            let opts = TextOptions {
-                generate,
-                stop_strings: args
-                    .get("stop")
-                    .map(|s| vec![unescape(s)])
-                    .unwrap_or_default(),
-                skip_special_tokens: true,
-            };
+            let stops = args
+                .get("stop")
+                .map(|s| vec![unescape(s)])
+                .unwrap_or_default();
+            let opts = TextOptions::new(generate)
+                .with_stop_strings(stops)
+                .with_skip_special_tokens(true);
             let gen =
                 TextGenerator::new(session, tok.clone(), &ids, opts).map_err(|e| e.to_string())?;
             stream(gen, &mut out, &mut first_token, t0, |piece| piece)?

@@ -23,18 +23,18 @@ fn run() -> Result<(), String> {
     let prompt = args.ids("prompt-ids")?.ok_or("--prompt-ids is required")?;
     let decode = args.ids("decode-ids")?.unwrap_or_default();
     let out = args.get("out").ok_or("--out FILE is required")?;
-    let params = SessionParams {
-        max_context: args
-            .get("max-context")
-            .map(|v| v.parse())
-            .transpose()
-            .map_err(|_| "bad --max-context")?,
-        sparse_mode: if args.flag("dense") {
+    let max_context = args
+        .get("max-context")
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| "bad --max-context")?;
+    let params = SessionParams::default()
+        .with_max_context(max_context)
+        .with_sparse_mode(if args.flag("dense") {
             SparseMode::Dense
         } else {
             SparseMode::Sparse
-        },
-    };
+        });
 
     let model = Arc::new(Model::load(model_dir).map_err(|e| e.to_string())?);
     let v = model.vocab_size();

@@ -6,8 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use half::bf16;
-use moe_core::kernels::{self, build_pool, Isa, MatRef, Precision};
-use moe_core::weights::FloatData;
+use moe_core::internals::kernels::{self, build_pool, FloatData, Isa, MatRef, Precision};
 
 fn rand_bf16(n: usize, seed: u64) -> Vec<bf16> {
     let mut s = seed;

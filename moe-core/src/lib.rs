@@ -4,6 +4,9 @@
 //! checkpoints (config.json + safetensors, sharded or not) directly, memory-mapped, with weights used
 //! in their stored dtype.
 //!
+//! The supported API is what the crate root re-exports, plus the read-only [`config`] types that
+//! describe a loaded model. `docs/design.md` lists it and the layers behind it.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use moe_core::{LogitsMode, Model, Session, SessionParams};
@@ -15,28 +18,42 @@
 //! # Ok::<(), moe_core::Error>(())
 //! ```
 
-pub mod attention;
-pub mod cache;
+// Layers, lowest first (docs/design.md; `tools/check_layers.py` rejects upward imports):
+// error → kernels → rope → weights → sampler → config → layers → cache → attention, moe → model →
+// session → generate; text (tokenizer, templates, streaming) sits beside config and below model.
+#![warn(unreachable_pub)]
+
+mod attention;
+mod cache;
 pub mod config;
-pub mod error;
-pub mod generate;
-pub mod kernels;
-pub mod layers;
-pub mod model;
-pub mod moe;
-pub mod sampler;
-pub mod session;
-pub mod text;
-pub mod weights;
+mod error;
+mod generate;
+mod kernels;
+mod layers;
+mod model;
+mod moe;
+mod rope;
+mod sampler;
+mod session;
+#[cfg(feature = "text")]
+mod text;
+mod weights;
+
+#[doc(hidden)]
+pub mod internals;
 
 pub use attention::SparseMode;
-pub use cache::KvCache;
-pub use config::{Family, ModelConfig};
+pub use config::{Family, GenerationConfig, ModelConfig};
 pub use error::{Error, Result};
 pub use generate::{GenerateOptions, Generator};
-pub use model::{LoadOptions, LogitsMode, Model};
+#[cfg(feature = "text")]
+pub use generate::{TextGenerator, TextOptions};
+pub use kernels::Precision;
+pub use model::{ComputeOptions, LoadOptions, LogitsMode, Model};
 pub use sampler::{argmax, Sampler, SamplerParams};
 pub use session::{Session, SessionParams};
+#[cfg(feature = "text")]
+pub use text::{ChatMessage, StopMatcher, StreamDecoder, Tokenizer};
 
 /// The crate version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 
 /// Sampling options. `temperature == 0` is greedy.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SamplerParams {
     pub temperature: f32,
     /// Keep the `top_k` most likely tokens (0 = all).
@@ -31,6 +32,42 @@ impl Default for SamplerParams {
 }
 
 impl SamplerParams {
+    /// With softmax temperature `t` (0 = greedy).
+    pub fn with_temperature(mut self, t: f32) -> Self {
+        self.temperature = t;
+        self
+    }
+
+    /// Keeping the `k` most likely tokens (0 = all).
+    pub fn with_top_k(mut self, k: usize) -> Self {
+        self.top_k = k;
+        self
+    }
+
+    /// Keeping the smallest set whose probability reaches `p`.
+    pub fn with_top_p(mut self, p: f32) -> Self {
+        self.top_p = p;
+        self
+    }
+
+    /// Dropping tokens below `p` times the top probability.
+    pub fn with_min_p(mut self, p: f32) -> Self {
+        self.min_p = p;
+        self
+    }
+
+    /// With repetition penalty `r` (1 = off).
+    pub fn with_repetition_penalty(mut self, r: f32) -> Self {
+        self.repetition_penalty = r;
+        self
+    }
+
+    /// With random seed `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// Checks ranges; a sampler is only built from valid parameters.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidArgument(m.into()));
@@ -78,8 +115,19 @@ impl Sampler {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Chooses the next token from `logits` `[V]`, penalising tokens in `history`.
-    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+    /// Chooses the next token from `logits` `[V]`, penalising tokens in `history`. Fails on empty
+    /// logits or more than `u32::MAX` of them.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
+        if logits.is_empty() || u32::try_from(logits.len()).is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "cannot sample from {} logits",
+                logits.len()
+            )));
+        }
+        Ok(self.sample_nonempty(logits, history))
+    }
+
+    fn sample_nonempty(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let mut z = logits.to_vec();
         let p = &self.params;
         if p.repetition_penalty != 1.0 {
@@ -166,13 +214,13 @@ mod tests {
     #[test]
     fn greedy_picks_argmax_and_penalty_can_change_it() {
         let mut s = Sampler::new(SamplerParams::default()).unwrap();
-        assert_eq!(s.sample(&[0.1, 2.0, 1.9], &[]), 1);
+        assert_eq!(s.sample(&[0.1, 2.0, 1.9], &[]).unwrap(), 1);
         let mut s = Sampler::new(SamplerParams {
             repetition_penalty: 2.0,
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(s.sample(&[0.1, 2.0, 1.9], &[1]), 2);
+        assert_eq!(s.sample(&[0.1, 2.0, 1.9], &[1]).unwrap(), 2);
     }
 
     #[test]
@@ -185,16 +233,16 @@ mod tests {
         };
         let a: Vec<u32> = {
             let mut s = Sampler::new(p.clone()).unwrap();
-            (0..20).map(|_| s.sample(&logits, &[])).collect()
+            (0..20).map(|_| s.sample(&logits, &[]).unwrap()).collect()
         };
         let b: Vec<u32> = {
             let mut s = Sampler::new(p.clone()).unwrap();
-            (0..20).map(|_| s.sample(&logits, &[])).collect()
+            (0..20).map(|_| s.sample(&logits, &[]).unwrap()).collect()
         };
         assert_eq!(a, b);
         assert!(a.iter().any(|&t| t != a[0]), "temperature 1 should vary");
         let mut s = Sampler::new(SamplerParams { top_k: 1, ..p }).unwrap();
-        assert_eq!(s.sample(&logits, &[]) as usize, argmax(&logits));
+        assert_eq!(s.sample(&logits, &[]).unwrap() as usize, argmax(&logits));
     }
 
     #[test]
@@ -216,7 +264,7 @@ mod tests {
         ] {
             let mut s = Sampler::new(params).unwrap();
             for _ in 0..200 {
-                assert!(s.sample(&logits, &[]) < 2);
+                assert!(s.sample(&logits, &[]).unwrap() < 2);
             }
         }
     }

@@ -9,6 +9,7 @@ use crate::model::{LogitsMode, Model};
 
 /// Options of a session.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SessionParams {
     /// Maximum number of tokens the session may hold; `None` means the model's
     /// `max_position_embeddings`.
@@ -28,11 +29,25 @@ pub struct Session {
     tokens: Vec<u32>,
 }
 
+impl SessionParams {
+    /// These parameters with at most `n` tokens of context (`None`: the model's maximum).
+    pub fn with_max_context(mut self, n: Option<usize>) -> Self {
+        self.max_context = n;
+        self
+    }
+
+    /// These parameters with DSA layers attending sparsely or densely.
+    pub fn with_sparse_mode(mut self, mode: SparseMode) -> Self {
+        self.sparse_mode = mode;
+        self
+    }
+}
+
 impl Session {
     pub fn new(model: Arc<Model>, params: &SessionParams) -> Result<Self> {
         let max_context = params
             .max_context
-            .unwrap_or(model.config.max_position_embeddings);
+            .unwrap_or(model.config().max_position_embeddings);
         if max_context == 0 {
             return Err(Error::InvalidArgument(
                 "max_context must be at least 1".into(),
@@ -106,7 +121,7 @@ impl Session {
             logits,
             self.sparse_mode,
             None,
-        );
+        )?;
         self.tokens.extend_from_slice(tokens);
         Ok(out)
     }
@@ -126,7 +141,7 @@ impl Session {
             logits,
             self.sparse_mode,
             Some(hook),
-        );
+        )?;
         self.tokens.extend_from_slice(tokens);
         Ok(out)
     }

@@ -240,10 +240,7 @@ fn session_input_errors() {
     let v = model.vocab_size() as u32;
     let mut s = Session::new(
         model.clone(),
-        &SessionParams {
-            max_context: Some(8),
-            ..Default::default()
-        },
+        &SessionParams::default().with_max_context(Some(8)),
     )
     .unwrap();
     assert!(matches!(
@@ -270,12 +267,5 @@ fn session_input_errors() {
     s.decode(7).unwrap();
     s.decode(8).unwrap();
     assert!(matches!(s.decode(9), Err(Error::ContextFull { .. })));
-    assert!(Session::new(
-        model,
-        &SessionParams {
-            max_context: Some(0),
-            ..Default::default()
-        }
-    )
-    .is_err());
+    assert!(Session::new(model, &SessionParams::default().with_max_context(Some(0))).is_err());
 }

@@ -6,7 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{max_abs_diff, own_fixtures, Reference};
-use moe_core::kernels::Precision;
+use moe_core::internals::set_attention_thresholds;
+use moe_core::{ComputeOptions, Precision};
 use moe_core::{LogitsMode, Model, Session, SessionParams};
 
 fn logits(model: Model, ids: &[u32], decode: &[u32]) -> Vec<f32> {
@@ -29,14 +30,16 @@ fn dedicated_pools_match_the_global_pool_and_bf16_prefill_stays_close() {
         let base = logits(Model::load(&dir).unwrap(), ids, dec);
         for threads in [1, 2] {
             let mut m = Model::load(&dir).unwrap();
-            m.set_compute(Some(threads), Precision::F32).unwrap();
+            m.set_compute(ComputeOptions::new(Some(threads), Precision::F32))
+                .unwrap();
             assert_eq!(m.threads(), threads);
             let got = logits(m, ids, dec);
             let d = max_abs_diff(&got, &base);
             assert!(d < 1e-4, "{family} threads={threads}: {d}");
         }
         let mut m = Model::load(&dir).unwrap();
-        m.set_compute(Some(2), Precision::Bf16).unwrap();
+        m.set_compute(ComputeOptions::new(Some(2), Precision::Bf16))
+            .unwrap();
         let got = logits(m, ids, dec);
         // Relative L2 error over all logits: rounding may flip a routing choice at some position
         // (a discontinuity no tolerance on the maximum would survive), not the bulk of the logits.
@@ -54,25 +57,23 @@ fn dedicated_pools_match_the_global_pool_and_bf16_prefill_stays_close() {
 #[test]
 fn zero_threads_is_rejected() {
     let mut m = Model::load(own_fixtures().join("qwen3_moe")).unwrap();
-    assert!(m.set_compute(Some(0), Precision::F32).is_err());
+    assert!(m
+        .set_compute(ComputeOptions::new(Some(0), Precision::F32))
+        .is_err());
 }
 
 /// MLA's expanded attention (long prompts) and latent attention (decode, short prompts) agree.
 #[test]
 fn mla_expanded_and_latent_attention_agree() {
-    use moe_core::attention::Attention;
     for family in ["deepseek_v2", "deepseek_v3"] {
         let dir = own_fixtures().join(family);
         let r = Reference::load(&dir.join("reference.safetensors"));
         let (ids, dec) = (&r.ids["input_ids"], &r.ids["decode_ids"]);
         let run = |min_tokens: usize, precision: Precision| {
             let mut m = Model::load(&dir).unwrap();
-            m.set_compute(Some(2), precision).unwrap();
-            for b in &mut m.layers {
-                if let Attention::Mla(a) = &mut b.self_attn {
-                    a.expand_min_tokens = min_tokens;
-                }
-            }
+            m.set_compute(ComputeOptions::new(Some(2), precision))
+                .unwrap();
+            set_attention_thresholds(&mut m, None, Some(min_tokens));
             logits(m, ids, dec)
         };
         let latent = run(usize::MAX, Precision::F32);
@@ -89,7 +90,6 @@ fn mla_expanded_and_latent_attention_agree() {
 /// sinks, NoPE layers and qk norms of the GQA families.
 #[test]
 fn gqa_tiled_and_per_head_attention_agree() {
-    use moe_core::attention::Attention;
     for family in [
         "qwen3_moe",
         "gpt_oss",
@@ -103,12 +103,9 @@ fn gqa_tiled_and_per_head_attention_agree() {
         let (ids, dec) = (&r.ids["input_ids"], &r.ids["decode_ids"]);
         let run = |min_tokens: usize| {
             let mut m = Model::load(&dir).unwrap();
-            m.set_compute(Some(2), Precision::F32).unwrap();
-            for b in &mut m.layers {
-                if let Attention::Gqa(a) = &mut b.self_attn {
-                    a.tiled_min_tokens = min_tokens;
-                }
-            }
+            m.set_compute(ComputeOptions::new(Some(2), Precision::F32))
+                .unwrap();
+            set_attention_thresholds(&mut m, Some(min_tokens), None);
             logits(m, ids, dec)
         };
         let per_head = run(usize::MAX);
@@ -125,23 +122,16 @@ fn gqa_tiled_and_per_head_attention_agree() {
 /// already holds keys, and sliding-window / chunked caches that evicted some.
 #[test]
 fn gqa_tiled_attention_agrees_on_long_prompts() {
-    use moe_core::attention::Attention;
     for family in ["qwen3_moe", "gpt_oss", "llama4_text"] {
         let dir = own_fixtures().join(family);
         let run = |min_tokens: usize| {
             let mut m = Model::load(&dir).unwrap();
-            m.set_compute(Some(2), Precision::F32).unwrap();
-            for b in &mut m.layers {
-                if let Attention::Gqa(a) = &mut b.self_attn {
-                    a.tiled_min_tokens = min_tokens;
-                }
-            }
+            m.set_compute(ComputeOptions::new(Some(2), Precision::F32))
+                .unwrap();
+            set_attention_thresholds(&mut m, Some(min_tokens), None);
             let v = m.vocab_size() as u32;
             let ids: Vec<u32> = (0..600u32).map(|i| (i * 7919 + 13) % v).collect();
-            let params = SessionParams {
-                max_context: Some(700),
-                ..Default::default()
-            };
+            let params = SessionParams::default().with_max_context(Some(700));
             let mut s = Session::new(Arc::new(m), &params).unwrap();
             let mut out = s.prefill(&ids[..400], LogitsMode::All).unwrap();
             out.extend(s.prefill(&ids[400..], LogitsMode::All).unwrap());

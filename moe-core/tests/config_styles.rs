@@ -85,7 +85,10 @@ fn llama4_multimodal_wrapper_reads_text_config_and_language_model_prefix() {
     fs::write(&cfg_path, wrapped.to_string()).unwrap();
     rename_tensors(tmp.path(), |k| format!("language_model.{k}"));
     let model = Model::load(tmp.path()).unwrap();
-    assert_eq!(model.config.architecture, "Llama4ForConditionalGeneration");
+    assert_eq!(
+        model.config().architecture,
+        "Llama4ForConditionalGeneration"
+    );
     prefill_matches(
         tmp.path(),
         &own_fixtures().join("llama4_text/reference.safetensors"),
@@ -110,7 +113,7 @@ fn moved_router_without_fused_experts_names_the_missing_tensor() {
 /// Rewrites a single-file checkpoint with each MoE layer's per-expert tensors fused into
 /// `mlp.experts.gate_up_proj [E, 2I, H]` and `mlp.experts.down_proj [E, H, I]` (transformers-5 names).
 fn fuse_experts(dir: &Path, n_experts: usize) {
-    use moe_core::weights::read_safetensors_file;
+    use moe_core::internals::read_safetensors_file;
     use safetensors::tensor::{Dtype, TensorView};
     let path = dir.join("model.safetensors");
     let tensors = read_safetensors_file(&path).unwrap();

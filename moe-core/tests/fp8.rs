@@ -7,9 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{max_abs_diff, own_fixtures, Reference};
-use moe_core::attention::Attention;
-use moe_core::layers::fp8::decode_e4m3;
-use moe_core::weights::{Checkpoint, DType};
+use moe_core::internals::decode_e4m3;
+use moe_core::internals::{Checkpoint, DType};
 use moe_core::{LogitsMode, Model, Session, SessionParams};
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -139,17 +138,14 @@ fn fp8_block_scaled_weights_compute_what_their_dequantised_twin_computes() {
             d <= 1e-4 * scale.max(1.0),
             "{family}: fp8 vs dequantised twin differ by {d} (logit scale {scale})"
         );
-        // And the FP8 weights really stayed FP8 in memory (the lm_head was not quantised).
-        let model = Model::load(&fp8).unwrap();
-        let o_proj = match &model.layers[0].self_attn {
-            Attention::Gqa(g) => &g.o_proj,
-            Attention::Mla(m) => &m.o_proj,
-        };
+        // And the FP8 weights really stayed FP8 in memory: a decoded token streams one byte per
+        // quantised weight where the twin streams four.
+        let (m8, m32) = (Model::load(&fp8).unwrap(), Model::load(&f32d).unwrap());
+        let (b8, b32) = (m8.weight_bytes_per_token(), m32.weight_bytes_per_token());
         assert!(
-            o_proj.fp8.is_some() && o_proj.weight.dtype() == DType::F8E4M3,
-            "{family}"
+            b8 < b32,
+            "{family}: fp8 streams {b8} bytes per token, its f32 twin {b32}"
         );
-        assert!(model.lm_head.fp8.is_none());
     }
 }
 

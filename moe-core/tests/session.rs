@@ -77,7 +77,7 @@ fn prefill_in_pieces_equals_one_prefill_and_reset_truncate_restore_state() {
 fn windowed_caches_keep_only_what_future_queries_see() {
     // gpt-oss: sliding window 8 on even layers; full attention on odd layers.
     let (model, r) = load("gpt_oss");
-    let AttentionConfig::Gqa(g) = &model.config.attention else {
+    let AttentionConfig::Gqa(g) = &model.config().attention else {
         panic!()
     };
     let row = g.num_kv_heads * g.head_dim * 4 * 2; // K and V, f32
@@ -86,13 +86,13 @@ fn windowed_caches_keep_only_what_future_queries_see() {
     s.prefill(ids, LogitsMode::None).unwrap();
     let t = ids.len();
     let windowed = model
-        .config
+        .config()
         .layers
         .iter()
         .filter(|l| l.mask != moe_core::config::AttentionMask::Causal)
         .count();
-    let full = model.config.num_layers - windowed;
-    let window = match model.config.layers[0].mask {
+    let full = model.config().num_layers - windowed;
+    let window = match model.config().layers[0].mask {
         moe_core::config::AttentionMask::SlidingWindow(w) => w,
         m => panic!("{m:?}"),
     };
@@ -106,7 +106,7 @@ fn windowed_caches_keep_only_what_future_queries_see() {
 fn mla_and_dsa_cache_hold_only_latent_rope_key_and_indexer_key() {
     for family in ["deepseek_v2", "deepseek_v3", "deepseek_v32", "glm_moe_dsa"] {
         let (model, r) = load(family);
-        let AttentionConfig::Mla(m) = &model.config.attention else {
+        let AttentionConfig::Mla(m) = &model.config().attention else {
             panic!()
         };
         let ids = &r.ids["input_ids"];
@@ -118,12 +118,12 @@ fn mla_and_dsa_cache_hold_only_latent_rope_key_and_indexer_key() {
         }
         let tokens = ids.len() + decode.len();
         let full_indexer_layers = model
-            .config
+            .config()
             .layers
             .iter()
             .filter(|l| l.indexer == moe_core::config::IndexerRole::Full)
             .count();
-        let per_token = model.config.num_layers * (m.kv_lora_rank + m.qk_rope_head_dim)
+        let per_token = model.config().num_layers * (m.kv_lora_rank + m.qk_rope_head_dim)
             + full_indexer_layers * m.indexer.as_ref().map_or(0, |i| i.head_dim);
         assert_eq!(s.kv_cache_bytes(), tokens * per_token * 4, "{family}");
     }
@@ -132,7 +132,7 @@ fn mla_and_dsa_cache_hold_only_latent_rope_key_and_indexer_key() {
 #[test]
 fn dense_option_differs_from_sparse_only_past_index_topk() {
     let (model, r) = load("deepseek_v32");
-    let topk = match &model.config.attention {
+    let topk = match &model.config().attention {
         AttentionConfig::Mla(m) => m.indexer.as_ref().unwrap().topk,
         _ => unreachable!(),
     };
@@ -141,10 +141,7 @@ fn dense_option_differs_from_sparse_only_past_index_topk() {
     let run = |mode| {
         let mut s = Session::new(
             model.clone(),
-            &SessionParams {
-                max_context: None,
-                sparse_mode: mode,
-            },
+            &SessionParams::default().with_sparse_mode(mode),
         )
         .unwrap();
         s.prefill(ids, LogitsMode::All).unwrap()

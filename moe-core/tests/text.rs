@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{max_abs_diff, repo_root, Reference};
-use moe_core::text::{ChatMessage, StreamDecoder, TextGenerator, TextOptions, Tokenizer};
+use moe_core::{ChatMessage, StreamDecoder, TextGenerator, TextOptions, Tokenizer};
 use moe_core::{GenerateOptions, LogitsMode, Model, Session, SessionParams};
 
 fn demo() -> Arc<Model> {
@@ -41,14 +41,7 @@ fn demo_model_greedy_continuation_decodes_to_the_documented_text() {
     let model = demo();
     let tok = model.tokenizer().unwrap().clone();
     let ids = tok.encode("def fibonacci(n):\n    ", true).unwrap();
-    let opts = TextOptions {
-        generate: GenerateOptions {
-            max_new_tokens: 16,
-            stop_tokens: model.eos_token_ids(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let opts = TextOptions::new(GenerateOptions::new(16).with_stop_tokens(model.eos_token_ids()));
     let session = Session::new(model, &SessionParams::default()).unwrap();
     let text: String = TextGenerator::new(session, tok, &ids, opts)
         .unwrap()
@@ -85,14 +78,9 @@ fn stop_strings_end_generation_before_the_match() {
     let tok = model.tokenizer().unwrap().clone();
     let ids = tok.encode("import os\n\n\ndef ", true).unwrap();
     let run = |stop: Vec<String>| -> String {
-        let opts = TextOptions {
-            generate: GenerateOptions {
-                max_new_tokens: 40,
-                ..Default::default()
-            },
-            stop_strings: stop,
-            skip_special_tokens: true,
-        };
+        let opts = TextOptions::new(GenerateOptions::new(40))
+            .with_stop_strings(stop)
+            .with_skip_special_tokens(true);
         let session = Session::new(model.clone(), &SessionParams::default()).unwrap();
         TextGenerator::new(session, tok.clone(), &ids, opts)
             .unwrap()

@@ -21,10 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "model: {} ({}, {}, vocab {}, context {}, moe {})",
         args[0],
-        model.config.architecture,
-        model.config.family,
+        model.config().architecture,
+        model.config().family,
         model.vocab_size(),
-        model.config.max_position_embeddings,
+        model.config().max_position_embeddings,
         moe_core::VERSION
     );
     let ids: Vec<String> = prompt.iter().map(u32::to_string).collect();
@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sampler = Sampler::new(SamplerParams::default())?;
     let mut logits = session.prefill(&prompt, LogitsMode::Last)?;
     for i in 0..n_new {
-        let token = sampler.sample(&logits, session.tokens());
+        let token = sampler.sample(&logits, session.tokens())?;
         println!("token {token} {:.6}", logits[token as usize]);
         if i + 1 < n_new {
             logits = session.decode(token)?;

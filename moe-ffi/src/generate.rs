@@ -4,8 +4,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use moe_core::text::{TextGenerator, TextOptions};
-use moe_core::{GenerateOptions, Session};
+use moe_core::{GenerateOptions, Session, TextGenerator, TextOptions};
 
 use crate::args::{array_in, cstr_arg, out_ptr, text_arg, write_out};
 use crate::boundary::ffi_boundary;
@@ -100,7 +99,7 @@ pub unsafe extern "C" fn moe_model_default_generate_params(
             // SAFETY: forwarded caller promise.
             let m = unsafe { model_ref(model) }?;
             let out = out_ptr(out, "out")?;
-            let g = &m.model.generation_config;
+            let g = m.model.generation_config();
             let params = default_params(
                 g.sampler_defaults().into(),
                 g.max_new_tokens.unwrap_or(GenerateOptions::default().max_new_tokens),
@@ -133,21 +132,18 @@ unsafe fn text_options(p: &moe_generate_params, eos: Vec<u32>) -> FfiResult<Text
     if p.stop_at_eos {
         stop_tokens.extend(eos);
     }
-    Ok(TextOptions {
-        generate: GenerateOptions {
-            max_new_tokens: p.max_new_tokens,
-            sampler,
-            stop_tokens,
-        },
-        stop_strings,
-        skip_special_tokens: p.skip_special_tokens,
-    })
+    let generate = GenerateOptions::new(p.max_new_tokens)
+        .with_sampler(sampler)
+        .with_stop_tokens(stop_tokens);
+    Ok(TextOptions::new(generate)
+        .with_stop_strings(stop_strings)
+        .with_skip_special_tokens(p.skip_special_tokens))
 }
 
 /// The prompt of a generation, still to be rendered and tokenized.
 enum Prompt<'a> {
     Text(&'a str),
-    Chat(Vec<moe_core::text::ChatMessage>),
+    Chat(Vec<moe_core::ChatMessage>),
 }
 
 /// The checks `Session::prefill` makes, done before the session is handed to the generator (which

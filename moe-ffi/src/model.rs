@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
-use moe_core::{LoadOptions, Model};
+use moe_core::{ComputeOptions, LoadOptions, Model, Precision};
 
 use crate::args::{out_ptr, path_arg, write_out};
 use crate::boundary::ffi_boundary;
@@ -106,16 +106,18 @@ pub unsafe extern "C" fn moe_model_load(
                     unsafe { f(done, total, params.progress_user_data) }
                 }
             };
-            let opts = LoadOptions {
-                progress: params
-                    .progress
-                    .is_some()
-                    .then_some(&mut report as &mut dyn FnMut(usize, usize)),
-            };
-            let mut model = Model::load_with(&dir, opts)?;
+            let mut opts = LoadOptions::default();
+            opts.progress = params
+                .progress
+                .is_some()
+                .then_some(&mut report as &mut dyn FnMut(usize, usize));
             if params.threads > 0 {
-                model.set_compute(Some(params.threads as usize), moe_core::kernels::Precision::F32)?;
+                opts.compute = Some(ComputeOptions::new(
+                    Some(params.threads as usize),
+                    Precision::F32,
+                ));
             }
+            let model = Model::load_with(&dir, opts)?;
             let handle = handle::register(moe_model::new(model));
             // SAFETY: `out` was checked by `out_ptr`; written only on success.
             unsafe { write_out(out, handle) };
@@ -128,8 +130,8 @@ impl moe_model {
     fn new(model: Model) -> Self {
         let c = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
         moe_model {
-            architecture: c(&model.config.architecture),
-            family: c(model.config.family.name()),
+            architecture: c(&model.config().architecture),
+            family: c(model.config().family.name()),
             eos: model.eos_token_ids(),
             model: Arc::new(model),
         }
@@ -213,7 +215,7 @@ pub unsafe extern "C" fn moe_model_max_context(model: *const moe_model) -> usize
         value_or(0, || {
             // SAFETY: forwarded caller promise.
             let m = unsafe { model_ref(model) }?;
-            Ok(m.model.config.max_position_embeddings)
+            Ok(m.model.config().max_position_embeddings)
         })
     }
 }

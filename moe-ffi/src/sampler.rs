@@ -47,14 +47,13 @@ pub struct moe_sampler_params {
 
 impl From<moe_sampler_params> for SamplerParams {
     fn from(p: moe_sampler_params) -> Self {
-        SamplerParams {
-            temperature: p.temperature,
-            top_k: p.top_k as usize,
-            top_p: p.top_p,
-            min_p: p.min_p,
-            repetition_penalty: p.repetition_penalty,
-            seed: p.seed,
-        }
+        SamplerParams::default()
+            .with_temperature(p.temperature)
+            .with_top_k(p.top_k as usize)
+            .with_top_p(p.top_p)
+            .with_min_p(p.min_p)
+            .with_repetition_penalty(p.repetition_penalty)
+            .with_seed(p.seed)
     }
 }
 
@@ -176,7 +175,7 @@ pub unsafe extern "C" fn moe_sampler_sample(
             let logits = unsafe { array_in(logits, logits_len, "logits") }?;
             // SAFETY: as above.
             let history = unsafe { array_in(history, n_history, "history") }?;
-            let token = s.sampler.sample(logits, history);
+            let token = s.sampler.sample(logits, history)?;
             // SAFETY: checked by `out_ptr`; written only on success.
             unsafe { write_out(out, token) };
             Ok(())

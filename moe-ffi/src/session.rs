@@ -76,13 +76,12 @@ pub unsafe extern "C" fn moe_session_new(
             let p = unsafe { params.as_ref() }
                 .copied()
                 .unwrap_or_else(|| moe_session_default_params());
-            let params = SessionParams {
-                max_context: (p.max_context > 0).then_some(p.max_context),
-                sparse_mode: if p.dense_attention {
-                    SparseMode::Dense
-                } else {
-                    SparseMode::Sparse
-                },
+            let mut params = SessionParams::default();
+            params.max_context = (p.max_context > 0).then_some(p.max_context);
+            params.sparse_mode = if p.dense_attention {
+                SparseMode::Dense
+            } else {
+                SparseMode::Sparse
             };
             let session = Session::new(m.model.clone(), &params)?;
             let handle = handle::register(moe_session {

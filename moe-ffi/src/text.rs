@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use moe_core::text::{ChatMessage, Tokenizer};
+use moe_core::{ChatMessage, Tokenizer};
 
 use crate::args::{array_in, cstr_arg, text_arg};
 use crate::boundary::ffi_boundary;

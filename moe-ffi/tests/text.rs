@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::{fixture, last_error, ok, repo_root, CModel};
 use moe::{moe_chat_message, moe_generate_params, moe_status};
-use moe_core::text::{ChatMessage, TextGenerator, TextOptions};
+use moe_core::{ChatMessage, TextGenerator, TextOptions};
 use moe_core::{GenerateOptions, Model, SamplerParams, Session, SessionParams};
 
 fn demo_dir() -> PathBuf {
@@ -274,14 +274,13 @@ fn sampled_generation_with_stop_strings_matches_rust() {
     let rust = Arc::new(Model::load(demo_dir()).unwrap());
     let prompt = "import os\n\n\ndef ";
     let ids = rust.tokenizer().unwrap().encode(prompt, true).unwrap();
-    let sampler = SamplerParams {
-        temperature: 0.8,
-        top_k: 40,
-        top_p: 0.95,
-        min_p: 0.02,
-        repetition_penalty: 1.1,
-        seed: 7,
-    };
+    let sampler = SamplerParams::default()
+        .with_temperature(0.8)
+        .with_top_k(40)
+        .with_top_p(0.95)
+        .with_min_p(0.02)
+        .with_repetition_penalty(1.1)
+        .with_seed(7);
     let mut lengths = vec![];
     for stops in [vec![], vec!["\n\n".to_string(), "return".to_string()]] {
         let c_stops: Vec<CString> = stops
@@ -300,15 +299,13 @@ fn sampled_generation_with_stop_strings_matches_rust() {
         let want = rust_generate(
             &rust,
             &ids,
-            TextOptions {
-                generate: GenerateOptions {
-                    max_new_tokens: 48,
-                    sampler: sampler.clone(),
-                    stop_tokens: rust.eos_token_ids(),
-                },
-                stop_strings: stops.clone(),
-                skip_special_tokens: true,
-            },
+            TextOptions::new(
+                GenerateOptions::new(48)
+                    .with_sampler(sampler.clone())
+                    .with_stop_tokens(rust.eos_token_ids()),
+            )
+            .with_stop_strings(stops.clone())
+            .with_skip_special_tokens(true),
         );
         assert_eq!(pieces.pieces, want, "stops {stops:?}");
         let text = pieces.pieces.concat();
@@ -507,15 +504,8 @@ fn chat_templates_and_chat_generation_match_rust() {
     let rust_pieces = rust_generate(
         &rust,
         &ids,
-        TextOptions {
-            generate: GenerateOptions {
-                max_new_tokens: 24,
-                stop_tokens: rust.eos_token_ids(),
-                ..Default::default()
-            },
-            stop_strings: vec![],
-            skip_special_tokens: true,
-        },
+        TextOptions::new(GenerateOptions::new(24).with_stop_tokens(rust.eos_token_ids()))
+            .with_skip_special_tokens(true),
     );
     assert_eq!(pieces.pieces, rust_pieces);
     assert!(!pieces.pieces.is_empty());

@@ -8,12 +8,13 @@ use super::scores::softmax_with_sink;
 use crate::cache::GqaCache;
 use crate::config::{AttentionMask, GqaConfig, LayerConfig, QkNorm, RopeConfig, TemperatureTuning};
 use crate::error::Result;
-use crate::kernels::{self, MatRef};
-use crate::layers::{Linear, RmsNorm, Rope};
-use crate::weights::{FloatData, WeightSource};
+use crate::kernels::{self, FloatData, MatRef};
+use crate::layers::{Linear, RmsNorm};
+use crate::rope::Rope;
+use crate::weights::WeightSource;
 
 #[derive(Debug, Clone)]
-pub struct Gqa {
+pub(crate) struct Gqa {
     pub q_proj: Linear,
     pub k_proj: Linear,
     pub v_proj: Linear,
@@ -36,7 +37,7 @@ pub struct Gqa {
 }
 
 /// Default of [`Gqa::tiled_min_tokens`].
-pub const GQA_TILED_MIN_TOKENS: usize = 16;
+pub(crate) const GQA_TILED_MIN_TOKENS: usize = 16;
 /// Keys per block of the tiled attention.
 const KEY_BLOCK: usize = 256;
 /// Query rows (tokens × heads of one KV group) per task of the tiled attention.
@@ -44,7 +45,7 @@ const QUERY_ROWS: usize = 128;
 
 impl Gqa {
     /// Loads `self_attn.*` of one layer.
-    pub fn load(
+    pub(crate) fn load(
         src: &WeightSource,
         cfg: &GqaConfig,
         layer: &LayerConfig,
@@ -91,12 +92,12 @@ impl Gqa {
     }
 
     /// A fresh cache for this layer.
-    pub fn new_cache(&self) -> GqaCache {
+    pub(crate) fn new_cache(&self) -> GqaCache {
         GqaCache::new(self.nkv * self.d, self.mask)
     }
 
     /// `out[T, H]` for `x[T, H]` (already normed) at absolute `positions`; appends to `cache`.
-    pub fn forward(&self, x: &[f32], positions: &[usize], cache: &mut GqaCache) -> Vec<f32> {
+    pub(crate) fn forward(&self, x: &[f32], positions: &[usize], cache: &mut GqaCache) -> Vec<f32> {
         let t = positions.len();
         let (nh, nkv, d) = (self.nh, self.nkv, self.d);
         let mut q = self.q_proj.forward(x, t); // [T, nh*d]

@@ -6,16 +6,16 @@
 use crate::cache::IndexerCache;
 use crate::config::{IndexerConfig, RopeConfig};
 use crate::error::Result;
-use crate::kernels::{self, MatRef};
-use crate::layers::{LayerNorm, Linear, Rope};
-use crate::moe::top_k_indices;
-use crate::weights::{FloatData, WeightSource};
+use crate::kernels::{self, FloatData, MatRef};
+use crate::layers::{LayerNorm, Linear};
+use crate::rope::Rope;
+use crate::weights::WeightSource;
 
 /// For each query token of a forward, the sorted key positions it attends to.
-pub type Selection = Vec<Vec<usize>>;
+pub(crate) type Selection = Vec<Vec<usize>>;
 
 #[derive(Debug, Clone)]
-pub struct Indexer {
+pub(crate) struct Indexer {
     pub wq_b: Linear,
     pub wk: Linear,
     pub k_norm: LayerNorm,
@@ -29,7 +29,7 @@ pub struct Indexer {
 
 impl Indexer {
     /// Loads `self_attn.indexer.*`.
-    pub fn load(
+    pub(crate) fn load(
         src: &WeightSource,
         cfg: &IndexerConfig,
         rope: &RopeConfig,
@@ -40,7 +40,7 @@ impl Indexer {
         Ok(Indexer {
             wq_b: Linear::load(src, "wq_b", q_lora_rank, cfg.n_heads * cfg.head_dim, false)?,
             wk: Linear::load(src, "wk", hidden, cfg.head_dim, false)?,
-            k_norm: LayerNorm::load(src, "k_norm", cfg.head_dim, 1e-6)?,
+            k_norm: LayerNorm::load(src, "k_norm", cfg.head_dim, cfg.norm_eps)?,
             weights_proj: Linear::load(src, "weights_proj", hidden, cfg.n_heads, false)?,
             rope: Rope::new(rope, rope_dim, cfg.rope_layout),
             rope_dim,
@@ -50,17 +50,13 @@ impl Indexer {
         })
     }
 
-    pub fn new_cache(&self) -> IndexerCache {
+    pub(crate) fn new_cache(&self) -> IndexerCache {
         IndexerCache::new(self.head_dim)
-    }
-
-    pub fn topk(&self) -> usize {
-        self.topk
     }
 
     /// Appends this forward's indexer keys and selects, for each query, the keys to attend to.
     /// `x[T, H]` is the normed attention input, `cq[T, q_lora]` the query latent.
-    pub fn select(
+    pub(crate) fn select(
         &self,
         x: &[f32],
         cq: &[f32],
@@ -104,7 +100,7 @@ impl Indexer {
                         *s += wh * (s_scale * d).max(0.0);
                     }
                 }
-                let mut sel = top_k_indices(&scores, self.topk);
+                let mut sel = kernels::top_k_indices(&scores, self.topk);
                 sel.sort_unstable();
                 sel
             })

@@ -10,13 +10,14 @@ use super::scores::softmax_with_sink;
 use crate::cache::{IndexerCache, MlaCache};
 use crate::config::{IndexerRole, LayerConfig, MlaConfig, RopeConfig};
 use crate::error::Result;
-use crate::kernels::{self, MatRef, Precision};
-use crate::layers::{Linear, RmsNorm, Rope};
-use crate::weights::{FloatData, WeightSource};
+use crate::kernels::{self, FloatData, MatRef, Precision};
+use crate::layers::{Linear, RmsNorm};
+use crate::rope::Rope;
+use crate::weights::WeightSource;
 
 /// How the query is produced.
 #[derive(Debug, Clone)]
-pub enum QueryProj {
+pub(crate) enum QueryProj {
     /// `q = q_b_proj(RMSNorm(q_a_proj(x)))`.
     LoRa {
         q_a_proj: Linear,
@@ -28,7 +29,7 @@ pub enum QueryProj {
 }
 
 #[derive(Debug, Clone)]
-pub struct Mla {
+pub(crate) struct Mla {
     pub q: QueryProj,
     pub kv_a_proj_with_mqa: Linear,
     pub kv_a_layernorm: RmsNorm,
@@ -51,7 +52,7 @@ pub struct Mla {
 }
 
 /// Default of [`Mla::expand_min_tokens`].
-pub const MLA_EXPAND_MIN_TOKENS: usize = 64;
+pub(crate) const MLA_EXPAND_MIN_TOKENS: usize = 64;
 
 /// Whether DSA layers restrict attention to the indexer's selection or attend to every key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,7 +65,7 @@ pub enum SparseMode {
 }
 
 impl Mla {
-    pub fn load(
+    pub(crate) fn load(
         src: &WeightSource,
         cfg: &MlaConfig,
         layer: &LayerConfig,
@@ -82,7 +83,7 @@ impl Mla {
         let q = match cfg.q_lora_rank {
             Some(r) => QueryProj::LoRa {
                 q_a_proj: Linear::load(src, "q_a_proj", hidden, r, bias)?,
-                q_a_layernorm: RmsNorm::load(src, "q_a_layernorm", r, 1e-6)?,
+                q_a_layernorm: RmsNorm::load(src, "q_a_layernorm", r, cfg.latent_norm_eps)?,
                 q_b_proj: Linear::load(src, "q_b_proj", r, nh * (dn + dr), false)?,
             },
             None => QueryProj::Full {
@@ -98,7 +99,7 @@ impl Mla {
         Ok(Mla {
             q,
             kv_a_proj_with_mqa: Linear::load(src, "kv_a_proj_with_mqa", hidden, c + dr, bias)?,
-            kv_a_layernorm: RmsNorm::load(src, "kv_a_layernorm", c, 1e-6)?,
+            kv_a_layernorm: RmsNorm::load(src, "kv_a_layernorm", c, cfg.latent_norm_eps)?,
             // Used in per-head slices (absorption): FP8 is dequantised once here, as DeepSeek's reference does.
             kv_b_proj: Linear::load(src, "kv_b_proj", c, nh * (dn + dv), false)?.into_float(),
             o_proj: Linear::load(src, "o_proj", nh * dv, hidden, bias)?,
@@ -115,7 +116,7 @@ impl Mla {
         })
     }
 
-    pub fn new_cache(&self) -> (MlaCache, Option<IndexerCache>) {
+    pub(crate) fn new_cache(&self) -> (MlaCache, Option<IndexerCache>) {
         (
             MlaCache::new(self.c, self.dr),
             self.indexer.as_ref().map(|i| i.new_cache()),
@@ -125,7 +126,7 @@ impl Mla {
     /// `out[T, H]` for normed `x[T, H]`. `selection` carries the most recent full indexer layer's choice
     /// to shared layers (GLM-5); a full layer replaces it.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         x: &[f32],
         positions: &[usize],

@@ -2,7 +2,7 @@
 
 /// Turns `scores` into probabilities in place: `p_t = exp(s_t - m) / (Σ exp(s - m) + exp(sink - m))`,
 /// with `m` the max over the scores and the sink (gpt-oss), or a plain softmax without a sink.
-pub fn softmax_with_sink(scores: &mut [f32], sink: Option<f32>) {
+pub(crate) fn softmax_with_sink(scores: &mut [f32], sink: Option<f32>) {
     let mut max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if let Some(s) = sink {
         max = max.max(s);

@@ -6,7 +6,7 @@ use crate::config::AttentionMask;
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
-pub struct GqaCache {
+pub(crate) struct GqaCache {
     pub k: RowCache,
     pub v: RowCache,
     /// Which keys future queries may need; decides what is evicted.
@@ -14,7 +14,7 @@ pub struct GqaCache {
 }
 
 impl GqaCache {
-    pub fn new(kv_dim: usize, mask: AttentionMask) -> Self {
+    pub(crate) fn new(kv_dim: usize, mask: AttentionMask) -> Self {
         GqaCache {
             k: RowCache::new(kv_dim),
             v: RowCache::new(kv_dim),
@@ -22,7 +22,7 @@ impl GqaCache {
         }
     }
 
-    pub fn append(&mut self, k: &[f32], v: &[f32]) {
+    pub(crate) fn append(&mut self, k: &[f32], v: &[f32]) {
         self.k.append(k);
         self.v.append(v);
     }
@@ -37,7 +37,7 @@ impl GqaCache {
     }
 
     /// Drops keys no query at position `>= len` can see.
-    pub fn evict(&mut self) {
+    pub(crate) fn evict(&mut self) {
         let keep_from = self.first_needed(self.k.len());
         self.k.evict_before(keep_from);
         self.v.evict_before(keep_from);

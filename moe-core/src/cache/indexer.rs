@@ -4,12 +4,12 @@ use super::{KvCache, RowCache};
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
-pub struct IndexerCache {
+pub(crate) struct IndexerCache {
     pub keys: RowCache,
 }
 
 impl IndexerCache {
-    pub fn new(head_dim: usize) -> Self {
+    pub(crate) fn new(head_dim: usize) -> Self {
         IndexerCache {
             keys: RowCache::new(head_dim),
         }

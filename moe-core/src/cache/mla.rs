@@ -5,7 +5,7 @@ use super::{KvCache, RowCache};
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
-pub struct MlaCache {
+pub(crate) struct MlaCache {
     /// `[T, kv_lora_rank]`.
     pub latent: RowCache,
     /// `[T, qk_rope_head_dim]`.
@@ -13,14 +13,14 @@ pub struct MlaCache {
 }
 
 impl MlaCache {
-    pub fn new(kv_lora_rank: usize, rope_dim: usize) -> Self {
+    pub(crate) fn new(kv_lora_rank: usize, rope_dim: usize) -> Self {
         MlaCache {
             latent: RowCache::new(kv_lora_rank),
             k_pe: RowCache::new(rope_dim),
         }
     }
 
-    pub fn append(&mut self, latent: &[f32], k_pe: &[f32]) {
+    pub(crate) fn append(&mut self, latent: &[f32], k_pe: &[f32]) {
         self.latent.append(latent);
         self.k_pe.append(k_pe);
     }

@@ -6,10 +6,10 @@ mod indexer;
 mod mla;
 mod rows;
 
-pub use gqa::GqaCache;
-pub use indexer::IndexerCache;
-pub use mla::MlaCache;
-pub use rows::RowCache;
+pub(crate) use gqa::GqaCache;
+pub(crate) use indexer::IndexerCache;
+pub(crate) use mla::MlaCache;
+pub(crate) use rows::RowCache;
 
 use crate::error::Result;
 
@@ -30,7 +30,7 @@ pub trait KvCache {
 
 /// The cache of one decoder layer.
 #[derive(Debug, Clone)]
-pub enum LayerCache {
+pub(crate) enum LayerCache {
     Gqa(GqaCache),
     Mla {
         mla: MlaCache,
@@ -81,10 +81,12 @@ impl KvCache for LayerCache {
     }
 }
 
-/// One cache per layer.
+/// One cache per layer, tagged with the model that built it.
 #[derive(Debug, Clone)]
 pub struct ModelCache {
-    pub layers: Vec<LayerCache>,
+    pub(crate) layers: Vec<LayerCache>,
+    /// Identity of the model whose layers these caches match.
+    pub(crate) model_id: u64,
 }
 
 impl KvCache for ModelCache {

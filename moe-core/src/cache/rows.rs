@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 
 /// Rows `[start, len)` of a `[len, width]` table; rows before `start` were evicted.
 #[derive(Debug, Clone)]
-pub struct RowCache {
+pub(crate) struct RowCache {
     width: usize,
     data: Vec<f32>,
     start: usize,
@@ -12,7 +12,7 @@ pub struct RowCache {
 }
 
 impl RowCache {
-    pub fn new(width: usize) -> Self {
+    pub(crate) fn new(width: usize) -> Self {
         RowCache {
             width,
             data: Vec::new(),
@@ -21,12 +21,12 @@ impl RowCache {
         }
     }
 
-    pub fn width(&self) -> usize {
+    pub(crate) fn width(&self) -> usize {
         self.width
     }
 
     /// Appends `rows.len() / width` rows.
-    pub fn append(&mut self, rows: &[f32]) {
+    pub(crate) fn append(&mut self, rows: &[f32]) {
         debug_assert_eq!(rows.len() % self.width, 0);
         self.data.extend_from_slice(rows);
         self.len += rows.len() / self.width;
@@ -34,31 +34,27 @@ impl RowCache {
 
     /// Row at absolute position `pos` (must be in `[start, len)`).
     #[inline]
-    pub fn row(&self, pos: usize) -> &[f32] {
+    pub(crate) fn row(&self, pos: usize) -> &[f32] {
         let r = pos - self.start;
         &self.data[r * self.width..(r + 1) * self.width]
     }
 
     /// Rows at positions `range` as one contiguous `[range.len(), width]` slice.
-    pub fn rows(&self, range: std::ops::Range<usize>) -> &[f32] {
+    pub(crate) fn rows(&self, range: std::ops::Range<usize>) -> &[f32] {
         &self.data[(range.start - self.start) * self.width..(range.end - self.start) * self.width]
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// First position still held.
-    pub fn start(&self) -> usize {
+    pub(crate) fn start(&self) -> usize {
         self.start
     }
 
     /// Drops rows before position `pos`.
-    pub fn evict_before(&mut self, pos: usize) {
+    pub(crate) fn evict_before(&mut self, pos: usize) {
         let pos = pos.min(self.len);
         if pos > self.start {
             let n = (pos - self.start) * self.width;
@@ -67,7 +63,7 @@ impl RowCache {
         }
     }
 
-    pub fn check_truncate(&self, len: usize) -> Result<()> {
+    pub(crate) fn check_truncate(&self, len: usize) -> Result<()> {
         if len < self.start {
             return Err(Error::InvalidArgument(format!(
                 "cannot truncate to {len} tokens: positions before {} were evicted from a windowed cache",
@@ -77,7 +73,7 @@ impl RowCache {
         Ok(())
     }
 
-    pub fn truncate(&mut self, len: usize) -> Result<()> {
+    pub(crate) fn truncate(&mut self, len: usize) -> Result<()> {
         self.check_truncate(len)?;
         if len < self.len {
             self.data.truncate((len - self.start) * self.width);
@@ -86,13 +82,13 @@ impl RowCache {
         Ok(())
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.data.clear();
         self.start = 0;
         self.len = 0;
     }
 
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.data.len() * std::mem::size_of::<f32>()
     }
 }

@@ -1,35 +1,83 @@
-//! The model families this engine runs, decided once from `model_type` / `architectures`.
+//! The model families this engine runs, decided once from `model_type` / `architectures`. What each
+//! family is lives in its spec (`families/*.rs`); this file only names them.
 
+use super::families;
+use super::spec::FamilySpec;
 use crate::error::{Error, Result};
 
 /// A model family: decides tensor names, attention kind, routing policy and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Family {
+    /// Qwen3-MoE (`qwen3_moe`).
     Qwen3Moe,
+    /// Qwen1.5/2-MoE (`qwen2_moe`).
     Qwen2Moe,
+    /// Mixtral (`mixtral`).
     Mixtral,
+    /// MiniMax-M2 (`minimax_m2`).
     MiniMaxM2,
+    /// GLM-4.5 / 4.6 / 4.7 (`glm4_moe`).
     Glm4Moe,
+    /// Llama 4 Scout / Maverick, text part (`llama4_text`, `llama4`).
     Llama4,
+    /// gpt-oss (`gpt_oss`).
     GptOss,
+    /// DeepSeek V2 / V2-Lite (`deepseek_v2`).
     DeepseekV2,
+    /// DeepSeek V3 / R1, Kimi K2, Moonlight (`deepseek_v3`, `kimi_k2`).
     DeepseekV3,
+    /// DeepSeek V3.2 (`deepseek_v32`).
     DeepseekV32,
+    /// GLM-5 (`glm_moe_dsa`).
     GlmMoeDsa,
 }
 
 impl Family {
+    /// Every family, in the order detection tries them.
+    pub const ALL: [Family; 11] = [
+        Family::Qwen3Moe,
+        Family::Qwen2Moe,
+        Family::Mixtral,
+        Family::MiniMaxM2,
+        Family::Glm4Moe,
+        Family::Llama4,
+        Family::GptOss,
+        Family::DeepseekV2,
+        Family::DeepseekV3,
+        Family::DeepseekV32,
+        Family::GlmMoeDsa,
+    ];
+
+    /// The family's spec: every per-family rule.
+    pub(crate) fn spec(self) -> &'static FamilySpec {
+        match self {
+            Family::Qwen3Moe => &families::qwen3_moe::SPEC,
+            Family::Qwen2Moe => &families::qwen2_moe::SPEC,
+            Family::Mixtral => &families::mixtral::SPEC,
+            Family::MiniMaxM2 => &families::minimax_m2::SPEC,
+            Family::Glm4Moe => &families::glm4_moe::SPEC,
+            Family::Llama4 => &families::llama4::SPEC,
+            Family::GptOss => &families::gpt_oss::SPEC,
+            Family::DeepseekV2 => &families::deepseek_v2::SPEC,
+            Family::DeepseekV3 => &families::deepseek_v3::SPEC,
+            Family::DeepseekV32 => &families::deepseek_v32::SPEC,
+            Family::GlmMoeDsa => &families::glm_moe_dsa::SPEC,
+        }
+    }
+
     /// From `model_type`, falling back to the `architectures` class name.
     pub fn detect(model_type: Option<&str>, architectures: &[&str]) -> Result<Self> {
-        if let Some(mt) = model_type {
-            if let Some(f) = Self::from_model_type(mt) {
-                return Ok(f);
-            }
+        if let Some(f) = model_type.and_then(Self::from_model_type) {
+            return Ok(f);
         }
-        for a in architectures {
-            if let Some(f) = Self::from_architecture(a) {
-                return Ok(f);
-            }
+        let by_class = architectures.iter().find_map(|a| {
+            Self::ALL
+                .into_iter()
+                .find(|f| f.spec().architectures.contains(a))
+        });
+        if let Some(f) = by_class {
+            return Ok(f);
         }
         let name = model_type
             .map(str::to_string)
@@ -38,78 +86,47 @@ impl Family {
         Err(Error::UnsupportedArchitecture(name))
     }
 
+    /// The family whose `model_type` (or one of its aliases) is `s`.
     pub fn from_model_type(s: &str) -> Option<Self> {
-        Some(match s {
-            "qwen3_moe" => Family::Qwen3Moe,
-            "qwen2_moe" => Family::Qwen2Moe,
-            "mixtral" => Family::Mixtral,
-            "minimax_m2" => Family::MiniMaxM2,
-            "glm4_moe" => Family::Glm4Moe,
-            "llama4" | "llama4_text" => Family::Llama4,
-            "gpt_oss" => Family::GptOss,
-            "deepseek_v2" => Family::DeepseekV2,
-            "deepseek_v3" | "kimi_k2" => Family::DeepseekV3,
-            "deepseek_v32" => Family::DeepseekV32,
-            "glm_moe_dsa" => Family::GlmMoeDsa,
-            _ => return None,
-        })
-    }
-
-    fn from_architecture(s: &str) -> Option<Self> {
-        Some(match s {
-            "Qwen3MoeForCausalLM" => Family::Qwen3Moe,
-            "Qwen2MoeForCausalLM" => Family::Qwen2Moe,
-            "MixtralForCausalLM" => Family::Mixtral,
-            "MiniMaxM2ForCausalLM" => Family::MiniMaxM2,
-            "Glm4MoeForCausalLM" => Family::Glm4Moe,
-            "Llama4ForCausalLM" | "Llama4ForConditionalGeneration" => Family::Llama4,
-            "GptOssForCausalLM" => Family::GptOss,
-            "DeepseekV2ForCausalLM" => Family::DeepseekV2,
-            "DeepseekV3ForCausalLM" => Family::DeepseekV3,
-            "DeepseekV32ForCausalLM" => Family::DeepseekV32,
-            "GlmMoeDsaForCausalLM" => Family::GlmMoeDsa,
-            _ => return None,
-        })
+        Self::ALL
+            .into_iter()
+            .find(|f| f.spec().model_types.contains(&s))
     }
 
     /// The canonical `model_type` string.
     pub fn name(self) -> &'static str {
-        match self {
-            Family::Qwen3Moe => "qwen3_moe",
-            Family::Qwen2Moe => "qwen2_moe",
-            Family::Mixtral => "mixtral",
-            Family::MiniMaxM2 => "minimax_m2",
-            Family::Glm4Moe => "glm4_moe",
-            Family::Llama4 => "llama4_text",
-            Family::GptOss => "gpt_oss",
-            Family::DeepseekV2 => "deepseek_v2",
-            Family::DeepseekV3 => "deepseek_v3",
-            Family::DeepseekV32 => "deepseek_v32",
-            Family::GlmMoeDsa => "glm_moe_dsa",
-        }
+        self.spec().model_types[0]
     }
 
-    /// Families whose attention is multi-head latent attention.
+    /// Whether the family's attention is multi-head latent attention.
     pub fn is_mla(self) -> bool {
-        matches!(
-            self,
-            Family::DeepseekV2 | Family::DeepseekV3 | Family::DeepseekV32 | Family::GlmMoeDsa
-        )
-    }
-
-    /// `rope_theta` when the config gives none (transformers' class defaults).
-    pub fn default_rope_theta(self) -> f64 {
-        match self {
-            Family::Llama4 => 500_000.0,
-            Family::GptOss => 150_000.0,
-            Family::MiniMaxM2 => 5e6,
-            _ => 10_000.0,
-        }
+        matches!(self.spec().attention, super::spec::AttentionSpec::Mla(_))
     }
 }
 
 impl std::fmt::Display for Family {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_its_own_spec_and_names() {
+        let mut names = std::collections::HashSet::new();
+        for f in Family::ALL {
+            assert_eq!(f.spec().family, f, "{f:?} points at another family's spec");
+            assert!(!f.spec().model_types.is_empty() && !f.spec().architectures.is_empty());
+            for mt in f.spec().model_types {
+                assert!(names.insert(*mt), "model_type {mt} claimed twice");
+                assert_eq!(Family::from_model_type(mt), Some(f));
+            }
+            for a in f.spec().architectures {
+                assert_eq!(Family::detect(None, &[a]).unwrap(), f);
+            }
+        }
     }
 }

@@ -2,35 +2,40 @@
 //! V3.2 and GLM-5 (the last two with the DSA indexer).
 
 use super::raw::Raw;
+use super::spec::{FamilySpec, IndexerRolesRule, MlaSpec, RopeLayoutRule};
 use super::*;
 
-pub(super) fn parse(mut cfg: ModelConfig, raw: &Raw) -> Result<ModelConfig> {
-    let f = cfg.family;
+pub(super) fn parse(
+    mut cfg: ModelConfig,
+    raw: &Raw,
+    spec: &FamilySpec,
+    m: &MlaSpec,
+) -> Result<ModelConfig> {
     let nh = raw.req_usize("num_attention_heads")?;
     let qk_nope = raw.usize_or("qk_nope_head_dim", 128)?;
     let qk_rope = raw.usize_or("qk_rope_head_dim", 64)?;
-    let rope_layout = match f {
-        Family::DeepseekV3 if !raw.bool_or("rope_interleave", true)? => RopeLayout::Half,
-        _ => RopeLayout::Interleaved,
+    let interleaved = |rule: RopeLayoutRule| -> Result<RopeLayout> {
+        Ok(match rule {
+            RopeLayoutRule::Fixed(l) => l,
+            RopeLayoutRule::InterleavedKey(key, default) if raw.bool_or(key, default)? => {
+                RopeLayout::Interleaved
+            }
+            RopeLayoutRule::InterleavedKey(..) => RopeLayout::Half,
+        })
     };
-    let indexer = match f {
-        Family::DeepseekV32 | Family::GlmMoeDsa => {
-            let interleave_default = f == Family::GlmMoeDsa;
-            Some(IndexerConfig {
-                n_heads: raw.usize_or(
-                    "index_n_heads",
-                    if f == Family::GlmMoeDsa { 32 } else { 64 },
-                )?,
-                head_dim: raw.usize_or("index_head_dim", 128)?,
-                topk: raw.usize_or("index_topk", 2048)?,
-                rope_layout: if raw.bool_or("indexer_rope_interleave", interleave_default)? {
-                    RopeLayout::Interleaved
-                } else {
-                    RopeLayout::Half
-                },
-            })
-        }
-        _ => None,
+    let rope_layout = interleaved(m.rope_layout)?;
+    let indexer = match &m.indexer {
+        Some(ix) => Some(IndexerConfig {
+            n_heads: raw.usize_or("index_n_heads", ix.default_heads)?,
+            head_dim: raw.usize_or("index_head_dim", 128)?,
+            topk: raw.usize_or("index_topk", 2048)?,
+            rope_layout: interleaved(RopeLayoutRule::InterleavedKey(
+                "indexer_rope_interleave",
+                ix.default_rope_interleave,
+            ))?,
+            norm_eps: ix.norm_eps,
+        }),
+        None => None,
     };
     let q_lora_rank = raw.opt_usize("q_lora_rank")?;
     if indexer.is_some() && q_lora_rank.is_none() {
@@ -47,10 +52,15 @@ pub(super) fn parse(mut cfg: ModelConfig, raw: &Raw) -> Result<ModelConfig> {
         v_head_dim: raw.usize_or("v_head_dim", 128)?,
         rope_layout,
         softmax_scale: softmax_scale(qk_nope + qk_rope, &cfg.rope.scaling),
+        latent_norm_eps: m.latent_norm_eps,
         indexer,
     });
-    cfg.layers = layers(f, raw, cfg.num_layers)?;
-    cfg.moe = Some(moe(f, raw)?);
+    let roles = match m.indexer {
+        Some(ix) => indexer_roles(ix.roles, raw, cfg.num_layers)?,
+        None => vec![IndexerRole::None; cfg.num_layers],
+    };
+    cfg.layers = layers(spec, raw, cfg.num_layers, roles)?;
+    cfg.moe = Some(super::moe::parse(&spec.moe, raw)?);
     Ok(cfg)
 }
 
@@ -64,18 +74,20 @@ fn softmax_scale(qk_head_dim: usize, scaling: &RopeScaling) -> f32 {
     } = scaling
     {
         if *mscale_all_dim != 0.0 {
-            let m = crate::layers::rope::yarn_get_mscale(*factor, *mscale_all_dim);
+            let m = crate::rope::yarn_get_mscale(*factor, *mscale_all_dim);
             scale *= m * m;
         }
     }
     scale as f32
 }
 
-fn layers(f: Family, raw: &Raw, n: usize) -> Result<Vec<LayerConfig>> {
-    let dense_k = raw.usize_or(
-        "first_k_dense_replace",
-        if f == Family::DeepseekV2 { 0 } else { 3 },
-    )?;
+fn layers(
+    spec: &FamilySpec,
+    raw: &Raw,
+    n: usize,
+    roles: Vec<IndexerRole>,
+) -> Result<Vec<LayerConfig>> {
+    let moe_layers = super::moe::moe_layer_flags(spec.layers.moe_layers, raw, n)?;
     let mlp_types = raw.opt_str_list("mlp_layer_types")?;
     if let Some(t) = &mlp_types {
         if t.len() != n {
@@ -85,7 +97,6 @@ fn layers(f: Family, raw: &Raw, n: usize) -> Result<Vec<LayerConfig>> {
             )));
         }
     }
-    let roles = indexer_roles(f, raw, n)?;
     (0..n)
         .map(|i| {
             let ffn = match &mlp_types {
@@ -98,8 +109,8 @@ fn layers(f: Family, raw: &Raw, n: usize) -> Result<Vec<LayerConfig>> {
                         )))
                     }
                 },
-                None if i < dense_k => FfnKind::Dense,
-                None => FfnKind::Moe,
+                None if moe_layers[i] => FfnKind::Moe,
+                None => FfnKind::Dense,
             };
             Ok(LayerConfig {
                 ffn,
@@ -114,7 +125,7 @@ fn layers(f: Family, raw: &Raw, n: usize) -> Result<Vec<LayerConfig>> {
 
 /// Per-layer indexer roles: V3.2 runs it everywhere; GLM-5 reads `indexer_types`, an
 /// `index_topk_pattern`, or derives them from `index_topk_freq` / `index_skip_topk_offset`.
-fn indexer_roles(f: Family, raw: &Raw, n: usize) -> Result<Vec<IndexerRole>> {
+fn indexer_roles(rule: IndexerRolesRule, raw: &Raw, n: usize) -> Result<Vec<IndexerRole>> {
     let parse_role = |s: &str| match s {
         "full" | "F" => Ok(IndexerRole::Full),
         "shared" | "S" => Ok(IndexerRole::Shared),
@@ -122,9 +133,9 @@ fn indexer_roles(f: Family, raw: &Raw, n: usize) -> Result<Vec<IndexerRole>> {
             "unknown indexer type {other:?}"
         ))),
     };
-    let roles: Vec<IndexerRole> = match f {
-        Family::DeepseekV32 => vec![IndexerRole::Full; n],
-        Family::GlmMoeDsa => {
+    let roles: Vec<IndexerRole> = match rule {
+        IndexerRolesRule::EveryLayer => vec![IndexerRole::Full; n],
+        IndexerRolesRule::FullOrShared => {
             if let Some(t) = raw.opt_str_list("indexer_types")? {
                 t.into_iter().map(parse_role).collect::<Result<_>>()?
             } else if let Some(p) = raw.opt_str("index_topk_pattern").ok().flatten() {
@@ -147,7 +158,6 @@ fn indexer_roles(f: Family, raw: &Raw, n: usize) -> Result<Vec<IndexerRole>> {
                     .collect()
             }
         }
-        _ => vec![IndexerRole::None; n],
     };
     if roles.len() != n {
         return Err(Error::InconsistentConfig(format!(
@@ -156,51 +166,4 @@ fn indexer_roles(f: Family, raw: &Raw, n: usize) -> Result<Vec<IndexerRole>> {
         )));
     }
     Ok(roles)
-}
-
-fn moe(f: Family, raw: &Raw) -> Result<MoeConfig> {
-    let num_experts = match raw.opt_usize("n_routed_experts")? {
-        Some(e) => e,
-        None => raw.usize_or("num_local_experts", 256)?,
-    };
-    let moe_inter = raw.usize_or("moe_intermediate_size", 2048)?;
-    let n_group = raw.usize_or("n_group", 1)?;
-    let topk_group = raw.usize_or("topk_group", 1)?;
-    let scaling = raw.f64_or("routed_scaling_factor", 1.0)? as f32;
-    let router = if f == Family::DeepseekV2 {
-        // transformers' DeepseekV2TopkRouter: softmax, greedy or group-limited (group max), never renormalised.
-        let groups = match raw.opt_str("topk_method")?.unwrap_or("greedy") {
-            "greedy" => None,
-            "group_limited_greedy" => Some((n_group, topk_group)),
-            other => {
-                return Err(Error::InconsistentConfig(format!(
-                    "unsupported topk_method {other:?}"
-                )))
-            }
-        };
-        RouterKind::Softmax {
-            norm_topk_prob: false,
-            groups,
-            scaling,
-        }
-    } else {
-        RouterKind::SigmoidBiased {
-            n_group,
-            topk_group,
-            norm_topk_prob: raw.bool_or("norm_topk_prob", true)?,
-            scaling,
-        }
-    };
-    let n_shared = raw.usize_or("n_shared_experts", 1)?;
-    Ok(MoeConfig {
-        num_experts,
-        top_k: raw.usize_or("num_experts_per_tok", 8)?,
-        intermediate_size: moe_inter,
-        router,
-        activation: ExpertActivation::SwiGlu,
-        shared: (n_shared > 0).then_some(SharedExpertConfig {
-            intermediate_size: moe_inter * n_shared,
-            gated: false,
-        }),
-    })
 }

@@ -1,30 +1,27 @@
 //! `config.json` turned into a typed [`ModelConfig`], with every family default applied once here.
 
+mod families;
 mod family;
+mod generation;
 mod gqa;
 mod mla;
+mod moe;
 mod raw;
 mod rope;
+pub(crate) mod spec;
 
 use std::path::Path;
 
+pub use crate::rope::{RopeConfig, RopeLayout, RopeScaling};
 pub use family::Family;
-pub use rope::{RopeConfig, RopeScaling};
+pub use generation::GenerationConfig;
 
 use crate::error::{Error, Result};
 use raw::Raw;
 
-/// Which half of a head's dimensions pair up for rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RopeLayout {
-    /// Pairs `(x_j, x_{j+D/2})` ("rotate half", NeoX).
-    Half,
-    /// Pairs `(x_{2j}, x_{2j+1})` (GPT-J, complex multiplication).
-    Interleaved,
-}
-
 /// Query/key normalisation before (or after) RoPE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QkNorm {
     None,
     /// RMSNorm with a `[head_dim]` weight, per head, before RoPE (Qwen3, GLM-4.5).
@@ -37,6 +34,7 @@ pub enum QkNorm {
 
 /// Grouped-query attention settings shared by all layers.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct GqaConfig {
     pub num_heads: usize,
     pub num_kv_heads: usize,
@@ -53,15 +51,19 @@ pub struct GqaConfig {
 
 /// DeepSeek sparse-attention indexer settings.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct IndexerConfig {
     pub n_heads: usize,
     pub head_dim: usize,
     pub topk: usize,
     pub rope_layout: RopeLayout,
+    /// eps of the indexer's key LayerNorm.
+    pub norm_eps: f32,
 }
 
 /// Multi-head latent attention settings.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MlaConfig {
     pub num_heads: usize,
     pub q_lora_rank: Option<usize>,
@@ -72,10 +74,13 @@ pub struct MlaConfig {
     pub rope_layout: RopeLayout,
     /// `(qk_nope + qk_rope)^-0.5`, times `mscale_all_dim`-derived yarn factor squared.
     pub softmax_scale: f32,
+    /// eps of `q_a_layernorm` and `kv_a_layernorm`.
+    pub latent_norm_eps: f32,
     pub indexer: Option<IndexerConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum AttentionConfig {
     Gqa(GqaConfig),
     Mla(MlaConfig),
@@ -83,6 +88,7 @@ pub enum AttentionConfig {
 
 /// Which keys a query may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AttentionMask {
     /// Every earlier key and itself.
     Causal,
@@ -94,6 +100,7 @@ pub enum AttentionMask {
 
 /// Llama 4 NoPE-layer query scaling: `q *= log1p(floor((p+1)/floor_scale))*attn_scale + 1`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct TemperatureTuning {
     pub floor_scale: f64,
     pub attn_scale: f64,
@@ -101,6 +108,7 @@ pub struct TemperatureTuning {
 
 /// What a layer's DSA indexer does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IndexerRole {
     /// No sparse attention.
     None,
@@ -111,6 +119,7 @@ pub enum IndexerRole {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FfnKind {
     Dense,
     Moe,
@@ -118,6 +127,7 @@ pub enum FfnKind {
 
 /// Per-layer choices.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LayerConfig {
     pub ffn: FfnKind,
     pub mask: AttentionMask,
@@ -128,6 +138,7 @@ pub struct LayerConfig {
 
 /// Expert-selection policy (ARCHITECTURES.md section 3).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum RouterKind {
     /// softmax over all experts, top-k, optional renormalisation, optional group-limited choice
     /// (group score = max, DeepSeek V2), weights times `scaling` (Qwen2/3, Mixtral, DeepSeek V2).
@@ -152,6 +163,7 @@ pub enum RouterKind {
 
 /// The expert MLP's activation.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum ExpertActivation {
     SwiGlu,
     /// gpt-oss: `(clamp(up)+1) * g*sigmoid(alpha*g)` with `g = min(gate, limit)`.
@@ -162,6 +174,7 @@ pub enum ExpertActivation {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SharedExpertConfig {
     pub intermediate_size: usize,
     /// Qwen2-MoE: the shared output is multiplied by `sigmoid(x·w_gate)`.
@@ -169,6 +182,7 @@ pub struct SharedExpertConfig {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MoeConfig {
     pub num_experts: usize,
     pub top_k: usize,
@@ -180,6 +194,7 @@ pub struct MoeConfig {
 
 /// Everything about a model that is read from config.json.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ModelConfig {
     pub family: Family,
     /// `architectures[0]`, or the model type when absent.
@@ -266,8 +281,9 @@ impl ModelConfig {
     }
 
     fn parse_text(family: Family, raw: &Raw) -> Result<Self> {
+        let spec = family.spec();
         let max_pos = raw.usize_or("max_position_embeddings", 4096)?;
-        let rope = RopeConfig::parse(raw, family.default_rope_theta(), max_pos)?;
+        let rope = RopeConfig::parse(raw, spec.default_rope_theta, max_pos)?;
         let num_layers = raw.req_usize("num_hidden_layers")?;
         let hidden_size = raw.req_usize("hidden_size")?;
         let base = ModelConfig {
@@ -276,7 +292,7 @@ impl ModelConfig {
             vocab_size: raw.req_usize("vocab_size")?,
             hidden_size,
             num_layers,
-            rms_norm_eps: raw.f64_or("rms_norm_eps", 1e-6)? as f32,
+            rms_norm_eps: raw.f64_or("rms_norm_eps", spec.default_rms_norm_eps)? as f32,
             max_position_embeddings: max_pos,
             tie_word_embeddings: raw.bool_or("tie_word_embeddings", false)?,
             weight_prefix: String::new(),
@@ -293,17 +309,17 @@ impl ModelConfig {
                 sinks: false,
             }),
             layers: vec![],
-            intermediate_size: raw.usize_or("intermediate_size", 0)?,
+            intermediate_size: raw
+                .usize_or(spec.dense_intermediate.0, spec.dense_intermediate.1)?,
             moe: None,
             bos_token_id: raw.opt_usize("bos_token_id")?.map(|b| b as u32),
             eos_token_ids: raw.token_ids("eos_token_id")?,
             fp8_block: (128, 128),
             raw: serde_json::Value::Null,
         };
-        if family.is_mla() {
-            mla::parse(base, raw)
-        } else {
-            gqa::parse(base, raw)
+        match &spec.attention {
+            spec::AttentionSpec::Gqa(g) => gqa::parse(base, raw, spec, g),
+            spec::AttentionSpec::Mla(m) => mla::parse(base, raw, spec, m),
         }
     }
 

@@ -23,7 +23,7 @@ impl<'a> Raw<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+    pub(crate) fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v
@@ -33,18 +33,18 @@ impl<'a> Raw<'a> {
         }
     }
 
-    pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
+    pub(crate) fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
         Ok(self.opt_usize(key)?.unwrap_or(default))
     }
 
-    pub fn req_usize(&self, key: &str) -> Result<usize> {
+    pub(crate) fn req_usize(&self, key: &str) -> Result<usize> {
         self.opt_usize(key)?.ok_or_else(|| Error::Config {
             path: self.path.to_path_buf(),
             message: format!("missing required key {key:?}"),
         })
     }
 
-    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+    pub(crate) fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v
@@ -54,18 +54,18 @@ impl<'a> Raw<'a> {
         }
     }
 
-    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
+    pub(crate) fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         Ok(self.opt_f64(key)?.unwrap_or(default))
     }
 
-    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
+    pub(crate) fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
         match self.present(key) {
             None => Ok(default),
             Some(v) => v.as_bool().ok_or_else(|| self.bad(key, "true or false")),
         }
     }
 
-    pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>> {
+    pub(crate) fn opt_str(&self, key: &str) -> Result<Option<&'a str>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v
@@ -75,7 +75,7 @@ impl<'a> Raw<'a> {
         }
     }
 
-    pub fn opt_obj(&self, key: &str) -> Result<Option<Raw<'a>>> {
+    pub(crate) fn opt_obj(&self, key: &str) -> Result<Option<Raw<'a>>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v
@@ -91,7 +91,7 @@ impl<'a> Raw<'a> {
     }
 
     /// A list of strings (e.g. `layer_types`).
-    pub fn opt_str_list(&self, key: &str) -> Result<Option<Vec<&'a str>>> {
+    pub(crate) fn opt_str_list(&self, key: &str) -> Result<Option<Vec<&'a str>>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => {
@@ -107,7 +107,7 @@ impl<'a> Raw<'a> {
     }
 
     /// A list of non-negative integers (e.g. `mlp_only_layers`, `no_rope_layers`).
-    pub fn opt_usize_list(&self, key: &str) -> Result<Option<Vec<usize>>> {
+    pub(crate) fn opt_usize_list(&self, key: &str) -> Result<Option<Vec<usize>>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => {
@@ -127,7 +127,7 @@ impl<'a> Raw<'a> {
     }
 
     /// Token ids given as one integer or a list (`eos_token_id`).
-    pub fn token_ids(&self, key: &str) -> Result<Vec<u32>> {
+    pub(crate) fn token_ids(&self, key: &str) -> Result<Vec<u32>> {
         match self.present(key) {
             None => Ok(vec![]),
             Some(Value::Array(a)) => a

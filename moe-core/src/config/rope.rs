@@ -3,45 +3,7 @@
 
 use super::raw::Raw;
 use crate::error::{Error, Result};
-
-/// How positions are scaled before rotation (ARCHITECTURES.md section 4).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RopeScaling {
-    Default,
-    Linear {
-        factor: f64,
-    },
-    Dynamic {
-        factor: f64,
-    },
-    Yarn {
-        factor: f64,
-        original_max_position_embeddings: usize,
-        beta_fast: f64,
-        beta_slow: f64,
-        mscale: f64,
-        mscale_all_dim: f64,
-        attention_factor: Option<f64>,
-        truncate: bool,
-    },
-    Llama3 {
-        factor: f64,
-        low_freq_factor: f64,
-        high_freq_factor: f64,
-        original_max_position_embeddings: usize,
-    },
-}
-
-/// RoPE base and scaling, shared by every layer that rotates.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RopeConfig {
-    pub theta: f64,
-    pub scaling: RopeScaling,
-    /// `max_position_embeddings`, needed by dynamic NTK scaling.
-    pub max_position_embeddings: usize,
-    /// `partial_rotary_factor` when it is nested in `rope_parameters` (GLM-5.x).
-    pub nested_partial_rotary_factor: Option<f64>,
-}
+use crate::rope::{RopeConfig, RopeScaling};
 
 impl RopeConfig {
     pub(crate) fn parse(raw: &Raw, default_theta: f64, max_pos: usize) -> Result<Self> {

@@ -9,9 +9,11 @@
 //! token, keeps every core streaming its own slice of each matrix). A model may own a dedicated pool
 //! ([`build_pool`]) that also fixes the [`Precision`] of its products.
 
+mod float_data;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-pub mod scalar;
+pub(crate) mod scalar;
+mod topk;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -21,7 +23,8 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use crate::weights::FloatData;
+pub use float_data::FloatData;
+pub(crate) use topk::top_k_indices;
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PAR_THRESHOLD: usize = 1 << 16;
@@ -134,7 +137,7 @@ pub enum Precision {
     F32,
     /// Activations rounded to bf16 in products with bf16 weights, like llama.cpp's BF16 path and
     /// PyTorch bf16: twice the arithmetic rate in prefill, ~3% less work per byte in decode, ~3
-    /// significant digits per product. [`matvec_t`] always keeps f32.
+    /// significant digits per product.
     Bf16,
 }
 
@@ -143,12 +146,12 @@ thread_local! {
 }
 
 /// The precision of products started on this thread (set by a model's pool, see [`build_pool`]).
-pub fn current_precision() -> Precision {
+pub(crate) fn current_precision() -> Precision {
     PRECISION.with(|p| p.get())
 }
 
 /// Sets the precision of products started on this thread.
-pub fn set_thread_precision(p: Precision) {
+pub(crate) fn set_thread_precision(p: Precision) {
     PRECISION.with(|c| c.set(p));
 }
 
@@ -177,7 +180,7 @@ pub fn build_pool(
 /// worker) run [`rayon::yield_now`] in a loop, executing whatever `f` splits off, until `f` returns
 /// or they have found no work for [`SPIN_IDLE`] (so a helper that lands under `f` on the same worker
 /// never holds it up for longer).
-pub fn run_spinning<R: Send>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn run_spinning<R: Send>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R + Send) -> R {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Instant;
@@ -210,7 +213,7 @@ pub fn run_spinning<R: Send>(pool: &rayon::ThreadPool, f: impl FnOnce() -> R + S
 }
 
 /// How long a [`run_spinning`] helper polls without finding work before it gives up.
-pub const SPIN_IDLE: std::time::Duration = std::time::Duration::from_millis(1);
+pub(crate) const SPIN_IDLE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A row-major weight matrix borrowed in its stored dtype.
 #[derive(Clone, Copy)]
@@ -379,19 +382,14 @@ pub fn matmul_t_with(
 }
 
 /// `y[T, rows] = x[T, cols] · Wᵀ` for a weight stored `[rows, cols]` (a `nn.Linear` weight).
-pub fn matmul_t(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
+pub(crate) fn matmul_t(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
     matmul_t_with(isa(), current_precision(), w, x, t, y);
-}
-
-/// `y[rows] = W · x` for a weight stored `[rows, cols]`, at f32 precision whatever the thread's.
-pub fn matvec_t(w: MatRef<'_>, x: &[f32], y: &mut [f32]) {
-    matmul_t_with(isa(), Precision::F32, w, x, 1, y);
 }
 
 /// `y[T, cols] = x[T, rows] · W` for a weight stored `[rows = in, cols = out]` (fused expert tensors
 /// of gpt-oss and Llama 4, MLA's key absorption). Output columns are split over the pool; each task
 /// widens its slice of every weight row once and adds it to every token.
-pub fn matmul_n(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
+pub(crate) fn matmul_n(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
     assert_eq!(x.len(), t * w.rows, "activations do not match the weight");
     assert_eq!(y.len(), t * w.cols, "output does not match the weight");
     y.fill(0.0);
@@ -431,7 +429,7 @@ pub fn matmul_n(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
 
 /// `Σ a[i]·b[i]` over f32 (attention scores).
 #[inline]
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     match isa() {
         // SAFETY: the level's features were detected.
@@ -447,7 +445,7 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Softmax numerators in place: `v[i] = e^(v[i]·scale - shift)`; returns their sum.
-pub fn exp_sum(v: &mut [f32], scale: f32, shift: f32) -> f32 {
+pub(crate) fn exp_sum(v: &mut [f32], scale: f32, shift: f32) -> f32 {
     match isa() {
         // SAFETY: the level's features were detected.
         #[cfg(target_arch = "x86_64")]
@@ -465,7 +463,7 @@ pub fn exp_sum(v: &mut [f32], scale: f32, shift: f32) -> f32 {
 
 /// `y += a·x` over f32 (attention's weighted sums).
 #[inline]
-pub fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
+pub(crate) fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
     debug_assert_eq!(x.len(), y.len());
     match isa() {
         // SAFETY: the level's features were detected.
@@ -481,7 +479,7 @@ pub fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 /// In-place RMSNorm of each `w.len()`-sized row: `x = w ⊙ x / sqrt(mean(x²) + eps)`.
-pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
+pub(crate) fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
     for row in x.chunks_exact_mut(w.len()) {
         let inv = rms_inv(row, eps);
         for (v, g) in row.iter_mut().zip(w) {
@@ -491,7 +489,7 @@ pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
 }
 
 /// In-place weightless RMS (L2) norm of each `dim`-sized row.
-pub fn rms_norm_plain(x: &mut [f32], dim: usize, eps: f32) {
+pub(crate) fn rms_norm_plain(x: &mut [f32], dim: usize, eps: f32) {
     for row in x.chunks_exact_mut(dim) {
         let inv = rms_inv(row, eps);
         row.iter_mut().for_each(|v| *v *= inv);
@@ -504,7 +502,7 @@ fn rms_inv(row: &[f32], eps: f32) -> f32 {
 }
 
 /// In-place LayerNorm of each row with affine weight and bias.
-pub fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+pub(crate) fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
     let n = w.len() as f32;
     for row in x.chunks_exact_mut(w.len()) {
         let mean = row.iter().sum::<f32>() / n;
@@ -517,7 +515,7 @@ pub fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
 }
 
 /// In-place softmax.
-pub fn softmax(x: &mut [f32]) {
+pub(crate) fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in x.iter_mut() {
@@ -528,17 +526,17 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 #[inline]
-pub fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
 #[inline]
-pub fn silu(x: f32) -> f32 {
+pub(crate) fn silu(x: f32) -> f32 {
     x * sigmoid(x)
 }
 
 /// `a += b`.
-pub fn add_assign(a: &mut [f32], b: &[f32]) {
+pub(crate) fn add_assign(a: &mut [f32], b: &[f32]) {
     a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
 }
 

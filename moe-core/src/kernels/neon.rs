@@ -49,7 +49,7 @@ unsafe fn tile<T: Wide128, const N: usize>(
     cols: usize,
 ) -> [[f32; N]; R] {
     let mut out = [[0.0f32; N]; R];
-    // SAFETY (whole block): vector loads only while k + 4 <= cols; the tail is scalar.
+    // SAFETY: (whole block) vector loads only while k + 4 <= cols; the tail is scalar.
     unsafe {
         let mut acc = [[vdupq_n_f32(0.0); N]; R];
         let mut k = 0;

@@ -1,9 +1,9 @@
 //! Plain scalar kernels: the reference every faster path is tested against.
 
-use crate::weights::FloatData;
+use super::FloatData;
 
 /// `Σ_i w[i]·x[i]` with the weight widened to f32 (8 partial sums, so the compiler can vectorise).
-pub fn dot(w: FloatData<'_>, x: &[f32]) -> f32 {
+pub(crate) fn dot(w: FloatData<'_>, x: &[f32]) -> f32 {
     debug_assert_eq!(w.len(), x.len());
     match w {
         FloatData::F32(w) => dot_by(w, x, |v| *v),
@@ -30,7 +30,7 @@ fn dot_by<T>(w: &[T], x: &[f32], widen: impl Fn(&T) -> f32) -> f32 {
 }
 
 /// `y += a·w` with the weight widened to f32.
-pub fn axpy(a: f32, w: FloatData<'_>, y: &mut [f32]) {
+pub(crate) fn axpy(a: f32, w: FloatData<'_>, y: &mut [f32]) {
     debug_assert_eq!(w.len(), y.len());
     match w {
         FloatData::F32(w) => y.iter_mut().zip(w).for_each(|(o, v)| *o += a * v),
@@ -40,6 +40,6 @@ pub fn axpy(a: f32, w: FloatData<'_>, y: &mut [f32]) {
 }
 
 /// f32 dot product.
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     dot(FloatData::F32(a), b)
 }

@@ -108,7 +108,7 @@ fn reduce4(a: __m512, b: __m512, c: __m512, d: __m512) -> [f32; 4] {
 
 /// Splits f32 activations into bf16 `hi` (round to nearest even) and, when `lo` is given, the bf16
 /// of the remainder `x - hi`, so that `w·hi + w·lo` carries ~16 bits of each activation.
-pub fn split_bf16(x: &[f32], hi: &mut [u16], lo: Option<&mut [u16]>) {
+pub(crate) fn split_bf16(x: &[f32], hi: &mut [u16], lo: Option<&mut [u16]>) {
     for (h, v) in hi.iter_mut().zip(x) {
         *h = bf16::from_f32(*v).to_bits();
     }
@@ -136,7 +136,7 @@ unsafe fn tile_bf16dp<const N: usize, const LO: bool>(
     let mut acc_lo = [[_mm512_setzero_ps(); N]; R];
     let mut acc = [[_mm512_setzero_ps(); N]; R];
     let mut k = 0;
-    // SAFETY (whole block): loads stay below `cols` per row (full 32-lane loads only while
+    // SAFETY: (whole block) loads stay below `cols` per row (full 32-lane loads only while
     // k + 32 <= cols, masked loads for the tail), as the caller guarantees.
     unsafe {
         while k + 32 <= cols {
@@ -218,7 +218,7 @@ unsafe fn row_dot_bf16dp<const LO: bool>(
     let mut a = _mm512_setzero_ps();
     let mut b = _mm512_setzero_ps();
     let mut k = 0;
-    // SAFETY (whole block): full loads only while in bounds, masked loads for the tail; prefetch
+    // SAFETY: (whole block) full loads only while in bounds, masked loads for the tail; prefetch
     // addresses are formed with wrapping arithmetic and never fault.
     unsafe {
         let ld = |p: *const u16| -> __m512bh { std::mem::transmute(_mm512_loadu_si512(p as _)) };
@@ -254,7 +254,7 @@ unsafe fn row_dot_bf16dp<const LO: bool>(
 /// AVX512F/BW/VL/BF16 available; `w.len() >= rows.end·cols`, `xh` (and `xl`) `>= t·cols`; `y` valid
 /// for writes at `i·ldy + r` for `i < t`, `r ∈ rows`, and no other thread writes those elements.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-pub unsafe fn rows_bf16dp(
+pub(crate) unsafe fn rows_bf16dp(
     w: &[bf16],
     cols: usize,
     rows: Range<usize>,
@@ -311,8 +311,10 @@ pub unsafe fn rows_bf16dp(
                 macro_rules! go {
                     ($n:literal) => {{
                         let res = if xl.is_some() {
+                            // SAFETY: the tile's rows and tokens exist and hold `cols` values.
                             unsafe { tile_bf16dp::<$n, true>(w4, pf, h, l, cols) }
                         } else {
+                            // SAFETY: as above.
                             unsafe { tile_bf16dp::<$n, false>(w4, pf, h, l, cols) }
                         };
                         // SAFETY: (i..i+n, r..min(r+4,end)) lie in the caller's region.
@@ -400,7 +402,7 @@ unsafe fn tile_fma512<T: Wide512, const N: usize>(
 ) -> [[f32; N]; R] {
     let mut acc = [[_mm512_setzero_ps(); N]; R];
     let mut k = 0;
-    // SAFETY (whole block): full loads only while k + 16 <= cols, masked loads for the tail.
+    // SAFETY: (whole block) full loads only while k + 16 <= cols, masked loads for the tail.
     unsafe {
         while k + 16 <= cols {
             if k % 32 == 0 {
@@ -466,6 +468,7 @@ unsafe fn rows_fma512_t<T: Wide512>(
                 let xp = unsafe { x.as_ptr().add(i * cols) };
                 macro_rules! go {
                     ($n:literal) => {{
+                        // SAFETY: the tile's rows and tokens exist and hold `cols` values.
                         let res = unsafe { tile_fma512::<T, $n>(w4, pf, xp, cols) };
                         // SAFETY: inside the caller's region.
                         unsafe { store_tile(&res, r, rows.end, i, y, ldy) };
@@ -487,7 +490,7 @@ unsafe fn rows_fma512_t<T: Wide512>(
 
 /// AVX-512F rows kernel for f32 weights. Same contract as [`rows_bf16dp`] with f32 activations.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub unsafe fn rows_fma512_f32(
+pub(crate) unsafe fn rows_fma512_f32(
     w: &[f32],
     cols: usize,
     rows: Range<usize>,
@@ -502,7 +505,7 @@ pub unsafe fn rows_fma512_f32(
 
 /// AVX-512F rows kernel for f16 weights.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub unsafe fn rows_fma512_f16(
+pub(crate) unsafe fn rows_fma512_f16(
     w: &[f16],
     cols: usize,
     rows: Range<usize>,
@@ -517,7 +520,7 @@ pub unsafe fn rows_fma512_f16(
 
 /// AVX-512F rows kernel for bf16 weights (CPUs without AVX512_BF16).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub unsafe fn rows_fma512_bf16(
+pub(crate) unsafe fn rows_fma512_bf16(
     w: &[bf16],
     cols: usize,
     rows: Range<usize>,
@@ -597,7 +600,7 @@ unsafe fn tile_fma256<T: Wide256, const N: usize>(
     let mut acc = [[_mm256_setzero_ps(); N]; R];
     let mut k = 0;
     let mut out = [[0.0f32; N]; R];
-    // SAFETY (whole block): vector loads only while k + 8 <= cols; the tail is scalar.
+    // SAFETY: (whole block) vector loads only while k + 8 <= cols; the tail is scalar.
     unsafe {
         while k + 8 <= cols {
             let wv: [__m256; R] = std::array::from_fn(|j| T::load8(w[j].add(k)));
@@ -645,17 +648,22 @@ unsafe fn rows_fma256_t<T: Wide256>(
         let i1 = (i0 + tb).min(t);
         for r in rows.clone().step_by(R) {
             // SAFETY: every tile row is < rows.end.
+            // SAFETY: tile rows are clamped below `rows.end`, inside the weight.
             let w4 = tile_rows(r, rows.end).map(|q| unsafe { wp.add(q * cols) });
             let mut i = i0;
             while i < i1 {
                 // SAFETY: tokens i..i+n exist; outputs inside the caller's region.
                 let xp = unsafe { x.as_ptr().add(i * cols) };
                 if i1 - i >= 2 {
+                    // SAFETY: two tokens from `i` exist; the tile's rows hold `cols` values.
                     let res = unsafe { tile_fma256::<T, 2>(w4, xp, cols) };
+                    // SAFETY: inside the caller's region.
                     unsafe { store_tile(&res, r, rows.end, i, y, ldy) };
                     i += 2;
                 } else {
+                    // SAFETY: token `i` exists; the tile's rows hold `cols` values.
                     let res = unsafe { tile_fma256::<T, 1>(w4, xp, cols) };
+                    // SAFETY: inside the caller's region.
                     unsafe { store_tile(&res, r, rows.end, i, y, ldy) };
                     i += 1;
                 }
@@ -667,7 +675,7 @@ unsafe fn rows_fma256_t<T: Wide256>(
 /// AVX2+FMA rows kernel for f32 weights. Same contract as [`rows_bf16dp`] with f32 activations and
 /// AVX2, FMA and F16C instead of AVX-512.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn rows_fma256_f32(
+pub(crate) unsafe fn rows_fma256_f32(
     w: &[f32],
     cols: usize,
     rows: Range<usize>,
@@ -682,7 +690,7 @@ pub unsafe fn rows_fma256_f32(
 
 /// AVX2+FMA rows kernel for f16 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn rows_fma256_f16(
+pub(crate) unsafe fn rows_fma256_f16(
     w: &[f16],
     cols: usize,
     rows: Range<usize>,
@@ -697,7 +705,7 @@ pub unsafe fn rows_fma256_f16(
 
 /// AVX2+FMA rows kernel for bf16 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn rows_fma256_bf16(
+pub(crate) unsafe fn rows_fma256_bf16(
     w: &[bf16],
     cols: usize,
     rows: Range<usize>,
@@ -719,7 +727,7 @@ pub unsafe fn rows_fma256_bf16(
 /// # Safety
 /// AVX512F available; `a.len() == b.len()`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn dot_f32_512(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) unsafe fn dot_f32_512(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut acc0 = _mm512_setzero_ps();
@@ -754,7 +762,7 @@ pub unsafe fn dot_f32_512(a: &[f32], b: &[f32]) -> f32 {
 /// # Safety
 /// AVX512F available; `x.len() == y.len()`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn axpy_f32_512(a: f32, x: &[f32], y: &mut [f32]) {
+pub(crate) unsafe fn axpy_f32_512(a: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
     let (px, py) = (x.as_ptr(), y.as_mut_ptr());
     let av = _mm512_set1_ps(a);
@@ -779,7 +787,7 @@ pub unsafe fn axpy_f32_512(a: f32, x: &[f32], y: &mut [f32]) {
 /// # Safety
 /// AVX2 and FMA available; `a.len() == b.len()`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_f32_256(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) unsafe fn dot_f32_256(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut acc = _mm256_setzero_ps();
@@ -803,7 +811,7 @@ pub unsafe fn dot_f32_256(a: &[f32], b: &[f32]) -> f32 {
 /// # Safety
 /// AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn axpy_f32_256(a: f32, x: &[f32], y: &mut [f32]) {
+pub(crate) unsafe fn axpy_f32_256(a: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
     let (px, py) = (x.as_ptr(), y.as_mut_ptr());
     let av = _mm256_set1_ps(a);
@@ -860,7 +868,7 @@ fn exp512(x: __m512) -> __m512 {
 /// # Safety
 /// AVX512F available.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn exp_sum_512(v: &mut [f32], scale: f32, shift: f32) -> f32 {
+pub(crate) unsafe fn exp_sum_512(v: &mut [f32], scale: f32, shift: f32) -> f32 {
     let n = v.len();
     let p = v.as_mut_ptr();
     let (sv, hv) = (_mm512_set1_ps(scale), _mm512_set1_ps(shift));
@@ -885,7 +893,7 @@ pub unsafe fn exp_sum_512(v: &mut [f32], scale: f32, shift: f32) -> f32 {
 /// # Safety
 /// AVX512F/BW/VL/BF16 available; `hi` (and `lo`) at least as long as `x`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-pub unsafe fn split_bf16_512(x: &[f32], hi: &mut [u16], lo: Option<&mut [u16]>) {
+pub(crate) unsafe fn split_bf16_512(x: &[f32], hi: &mut [u16], lo: Option<&mut [u16]>) {
     let n = x.len().min(hi.len());
     let lo_ptr = lo.map(|l| l.as_mut_ptr());
     let mut k = 0;

@@ -4,13 +4,18 @@ use crate::error::Result;
 use crate::weights::{Tensor, WeightSource};
 
 #[derive(Debug, Clone)]
-pub struct Embedding {
+pub(crate) struct Embedding {
     pub weight: Tensor,
     pub hidden: usize,
 }
 
 impl Embedding {
-    pub fn load(src: &WeightSource, name: &str, vocab: usize, hidden: usize) -> Result<Self> {
+    pub(crate) fn load(
+        src: &WeightSource,
+        name: &str,
+        vocab: usize,
+        hidden: usize,
+    ) -> Result<Self> {
         Ok(Embedding {
             weight: src.pp(name).get("weight", &[vocab, hidden])?,
             hidden,
@@ -18,7 +23,7 @@ impl Embedding {
     }
 
     /// `x[T, H]` = rows of the table (ids were checked against the vocabulary by the caller).
-    pub fn forward(&self, ids: &[u32]) -> Vec<f32> {
+    pub(crate) fn forward(&self, ids: &[u32]) -> Vec<f32> {
         let data = self.weight.float_data().expect("dtype checked at load");
         let mut x = vec![0.0; ids.len() * self.hidden];
         for (row, &id) in x.chunks_exact_mut(self.hidden).zip(ids) {

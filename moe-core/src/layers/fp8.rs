@@ -6,8 +6,8 @@
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
-use crate::kernels::{self, MatRef};
-use crate::weights::{DType, FloatData, Tensor, WeightSource};
+use crate::kernels::{self, FloatData, MatRef};
+use crate::weights::{DType, Tensor, WeightSource};
 
 /// The 256 values of an e4m3fn byte (`s eeee mmm`, bias 7, no infinities, `0x7f`/`0xff` NaN).
 fn lut() -> &'static [f32; 256] {
@@ -32,7 +32,7 @@ pub fn decode_e4m3(b: u8) -> f32 {
 
 /// An FP8 matrix `[rows, cols]` and its block scales `[ceil(rows/br), ceil(cols/bc)]`.
 #[derive(Debug, Clone)]
-pub struct Fp8Matrix {
+pub(crate) struct Fp8Matrix {
     pub weight: Tensor,
     pub scale_inv: Vec<f32>,
     pub block: (usize, usize),
@@ -42,7 +42,7 @@ pub struct Fp8Matrix {
 
 impl Fp8Matrix {
     /// Loads `weight` (F8_E4M3 `[rows, cols]`) and `weight_scale_inv` from the scope `src` (the layer).
-    pub fn load(
+    pub(crate) fn load(
         src: &WeightSource,
         rows: usize,
         cols: usize,
@@ -69,7 +69,7 @@ impl Fp8Matrix {
     }
 
     /// Rows `r0..r1` dequantised into `out` `[r1-r0, cols]`.
-    pub fn dequantize_rows(&self, r0: usize, r1: usize, out: &mut [f32]) {
+    pub(crate) fn dequantize_rows(&self, r0: usize, r1: usize, out: &mut [f32]) {
         let lut = lut();
         let bytes = self.weight.bytes();
         let (br, bc) = self.block;
@@ -85,7 +85,7 @@ impl Fp8Matrix {
     }
 
     /// `y[T, rows] = x[T, cols] · Wᵀ`, one block of rows at a time.
-    pub fn matmul_t(&self, x: &[f32], t: usize, y: &mut [f32]) {
+    pub(crate) fn matmul_t(&self, x: &[f32], t: usize, y: &mut [f32]) {
         let step = self.block.0.max(1);
         let mut tile = vec![0.0f32; step.min(self.rows) * self.cols];
         let mut part = vec![0.0f32; t * step];
@@ -103,7 +103,7 @@ impl Fp8Matrix {
     }
 
     /// The whole matrix in f32 (for weights that are used in pieces, such as MLA's `kv_b_proj`).
-    pub fn dequantize(&self) -> Tensor {
+    pub(crate) fn dequantize(&self) -> Tensor {
         let mut out = vec![0.0f32; self.rows * self.cols];
         self.dequantize_rows(0, self.rows, &mut out);
         Tensor::from_f32(self.weight.name(), vec![self.rows, self.cols], &out)

@@ -7,7 +7,7 @@ use crate::weights::{DType, Tensor, WeightSource};
 
 /// How the stored matrix is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Orientation {
+pub(crate) enum Orientation {
     /// Stored `[out, in]`, `y = x·Wᵀ` (`nn.Linear`).
     OutIn,
     /// Stored `[in, out]`, `y = x·W` (fused experts of gpt-oss and Llama 4).
@@ -15,7 +15,7 @@ pub enum Orientation {
 }
 
 #[derive(Debug, Clone)]
-pub struct Linear {
+pub(crate) struct Linear {
     /// The stored weight (F8_E4M3 bytes when `fp8` is set).
     pub weight: Tensor,
     /// FP8 block-scaled weights (published FP8 checkpoints); `None` for bf16/f16/f32.
@@ -28,7 +28,7 @@ pub struct Linear {
 
 impl Linear {
     /// Loads `name.weight` of shape `[out, in]` (and `name.bias` `[out]` when `bias`).
-    pub fn load(
+    pub(crate) fn load(
         src: &WeightSource,
         name: &str,
         in_dim: usize,
@@ -59,7 +59,7 @@ impl Linear {
 
     /// The same layer with FP8 weights dequantised to f32 once (for weights used in slices, like
     /// MLA's `kv_b_proj`); float layers are returned unchanged.
-    pub fn into_float(mut self) -> Self {
+    pub(crate) fn into_float(mut self) -> Self {
         if let Some(m) = self.fp8.take() {
             self.weight = m.dequantize();
         }
@@ -67,7 +67,11 @@ impl Linear {
     }
 
     /// A linear layer over an already-sliced 2-D tensor.
-    pub fn from_tensor(weight: Tensor, orientation: Orientation, bias: Option<Vec<f32>>) -> Self {
+    pub(crate) fn from_tensor(
+        weight: Tensor,
+        orientation: Orientation,
+        bias: Option<Vec<f32>>,
+    ) -> Self {
         let (a, b) = (weight.shape()[0], weight.shape()[1]);
         let (out_dim, in_dim) = match orientation {
             Orientation::OutIn => (a, b),
@@ -93,13 +97,13 @@ impl Linear {
     }
 
     /// `y[T, out] = x[T, in]·Wᵀ + b`.
-    pub fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
+    pub(crate) fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
         let mut y = vec![0.0; t * self.out_dim];
         self.forward_into(x, t, &mut y);
         y
     }
 
-    pub fn forward_into(&self, x: &[f32], t: usize, y: &mut [f32]) {
+    pub(crate) fn forward_into(&self, x: &[f32], t: usize, y: &mut [f32]) {
         match (&self.fp8, self.orientation) {
             (Some(m), _) => m.matmul_t(x, t, y),
             (None, Orientation::OutIn) => kernels::matmul_t(self.mat(), x, t, y),
@@ -113,7 +117,7 @@ impl Linear {
     }
 
     /// Bytes of weight data.
-    pub fn weight_bytes(&self) -> usize {
+    pub(crate) fn weight_bytes(&self) -> usize {
         self.weight.bytes().len()
     }
 }

@@ -8,7 +8,7 @@ use crate::weights::WeightSource;
 
 /// A dense SwiGLU MLP with separate gate/up/down projections (`gate_proj`, `up_proj`, `down_proj`).
 #[derive(Debug, Clone)]
-pub struct Mlp {
+pub(crate) struct Mlp {
     pub gate_proj: Linear,
     pub up_proj: Linear,
     pub down_proj: Linear,
@@ -16,7 +16,12 @@ pub struct Mlp {
 
 impl Mlp {
     /// Loads `{gate,up,down}_proj` (or Mixtral's `w1`, `w3`, `w2` when `names` says so).
-    pub fn load(src: &WeightSource, hidden: usize, inter: usize, names: [&str; 3]) -> Result<Self> {
+    pub(crate) fn load(
+        src: &WeightSource,
+        hidden: usize,
+        inter: usize,
+        names: [&str; 3],
+    ) -> Result<Self> {
         Ok(Mlp {
             gate_proj: Linear::load(src, names[0], hidden, inter, false)?,
             up_proj: Linear::load(src, names[1], hidden, inter, false)?,
@@ -24,8 +29,13 @@ impl Mlp {
         })
     }
 
+    /// Bytes of the three projections' weights.
+    pub(crate) fn weight_bytes(&self) -> usize {
+        self.gate_proj.weight_bytes() + self.up_proj.weight_bytes() + self.down_proj.weight_bytes()
+    }
+
     /// `y[T, H]`.
-    pub fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
+    pub(crate) fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
         let mut g = self.gate_proj.forward(x, t); // [T, I]
         let u = self.up_proj.forward(x, t); // [T, I]
         swiglu(&mut g, &u, ExpertActivation::SwiGlu);
@@ -34,7 +44,7 @@ impl Mlp {
 }
 
 /// `gate = act(gate, up)` elementwise: `silu(g)·u`, or gpt-oss's clamped `(u+1)·g·σ(αg)`.
-pub fn swiglu(gate: &mut [f32], up: &[f32], act: ExpertActivation) {
+pub(crate) fn swiglu(gate: &mut [f32], up: &[f32], act: ExpertActivation) {
     match act {
         ExpertActivation::SwiGlu => {
             for (g, u) in gate.iter_mut().zip(up) {

@@ -1,14 +1,13 @@
-//! Building blocks shared by every family: linear, embedding, norms, RoPE, MLP.
+//! Building blocks shared by every family: linear, embedding, norms, MLP.
 
 mod embedding;
-pub mod fp8;
+mod fp8;
 mod linear;
 mod mlp;
 mod norm;
-pub mod rope;
 
-pub use embedding::Embedding;
-pub use linear::{Linear, Orientation};
-pub use mlp::{swiglu, Mlp};
-pub use norm::{LayerNorm, RmsNorm};
-pub use rope::Rope;
+pub(crate) use embedding::Embedding;
+pub use fp8::decode_e4m3;
+pub(crate) use linear::{Linear, Orientation};
+pub(crate) use mlp::{swiglu, Mlp};
+pub(crate) use norm::{LayerNorm, RmsNorm};

@@ -6,14 +6,14 @@ use crate::weights::WeightSource;
 
 /// `y = w ⊙ x / sqrt(mean(x²) + eps)`.
 #[derive(Debug, Clone)]
-pub struct RmsNorm {
+pub(crate) struct RmsNorm {
     pub weight: Vec<f32>,
     pub eps: f32,
 }
 
 impl RmsNorm {
     /// Loads `name.weight` `[dim]`.
-    pub fn load(src: &WeightSource, name: &str, dim: usize, eps: f32) -> Result<Self> {
+    pub(crate) fn load(src: &WeightSource, name: &str, dim: usize, eps: f32) -> Result<Self> {
         Ok(RmsNorm {
             weight: src.pp(name).get_f32("weight", &[dim])?,
             eps,
@@ -21,21 +21,21 @@ impl RmsNorm {
     }
 
     /// Normalises each `dim`-sized row of `x` in place.
-    pub fn forward(&self, x: &mut [f32]) {
+    pub(crate) fn forward(&self, x: &mut [f32]) {
         kernels::rms_norm(x, &self.weight, self.eps);
     }
 }
 
 /// `y = w ⊙ (x - mean)/sqrt(var + eps) + b`.
 #[derive(Debug, Clone)]
-pub struct LayerNorm {
+pub(crate) struct LayerNorm {
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
     pub eps: f32,
 }
 
 impl LayerNorm {
-    pub fn load(src: &WeightSource, name: &str, dim: usize, eps: f32) -> Result<Self> {
+    pub(crate) fn load(src: &WeightSource, name: &str, dim: usize, eps: f32) -> Result<Self> {
         let s = src.pp(name);
         Ok(LayerNorm {
             weight: s.get_f32("weight", &[dim])?,
@@ -44,7 +44,7 @@ impl LayerNorm {
         })
     }
 
-    pub fn forward(&self, x: &mut [f32]) {
+    pub(crate) fn forward(&self, x: &mut [f32]) {
         kernels::layer_norm(x, &self.weight, &self.bias, self.eps);
     }
 }

@@ -1,8 +1,8 @@
 //! One decoder layer: `h = x + Attn(norm_in(x));  x' = h + FFN(norm_post(h))`.
 
-use super::names::FfnNames;
 use crate::attention::{Attention, Gqa, Mla, Selection, SparseMode};
 use crate::cache::LayerCache;
+use crate::config::spec::FfnNames;
 use crate::config::{AttentionConfig, FfnKind, ModelConfig, RouterKind};
 use crate::error::Result;
 use crate::kernels;
@@ -12,7 +12,7 @@ use crate::weights::WeightSource;
 
 /// The feed-forward half of a block.
 #[derive(Debug, Clone)]
-pub enum FeedForward {
+pub(crate) enum FeedForward {
     Dense(Box<Mlp>),
     Moe(Box<MoeBlock>),
 }
@@ -27,7 +27,7 @@ impl FeedForward {
 }
 
 #[derive(Debug, Clone)]
-pub struct Block {
+pub(crate) struct Block {
     pub input_layernorm: RmsNorm,
     pub self_attn: Attention,
     pub post_attention_layernorm: RmsNorm,
@@ -36,7 +36,12 @@ pub struct Block {
 
 impl Block {
     /// Loads `model.layers.{i}` (`src` is scoped to it).
-    pub fn load(src: &WeightSource, cfg: &ModelConfig, i: usize, names: &FfnNames) -> Result<Self> {
+    pub(crate) fn load(
+        src: &WeightSource,
+        cfg: &ModelConfig,
+        i: usize,
+        names: &FfnNames,
+    ) -> Result<Self> {
         let h = cfg.hidden_size;
         let eps = cfg.rms_norm_eps;
         let layer = &cfg.layers[i];
@@ -66,7 +71,16 @@ impl Block {
         })
     }
 
-    pub fn new_cache(&self) -> LayerCache {
+    /// Weight bytes one decoded token streams through this layer.
+    pub(crate) fn weight_bytes_per_token(&self) -> usize {
+        self.self_attn.weight_bytes()
+            + match &self.ffn {
+                FeedForward::Dense(m) => m.weight_bytes(),
+                FeedForward::Moe(b) => b.weight_bytes_per_token(),
+            }
+    }
+
+    pub(crate) fn new_cache(&self) -> LayerCache {
         match &self.self_attn {
             Attention::Gqa(g) => LayerCache::Gqa(g.new_cache()),
             Attention::Mla(m) => {
@@ -77,7 +91,7 @@ impl Block {
     }
 
     /// Runs the layer on the residual stream `x[T, H]` in place.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         x: &mut [f32],
         positions: &[usize],
@@ -121,13 +135,8 @@ fn load_moe(src: &WeightSource, cfg: &ModelConfig, names: &FfnNames) -> Result<M
     }
     let gate = Linear::load(&block, names.router, h, e, names.router_bias)?;
     let bias = match (names.correction_bias, &moe.router) {
-        (Some(name), RouterKind::SigmoidBiased { .. }) => {
-            // Published in the gate (DeepSeek) or the block (MiniMax); accept both places.
-            let alt = if name.starts_with("gate.") {
-                "e_score_correction_bias"
-            } else {
-                "gate.e_score_correction_bias"
-            };
+        (Some([name, alt]), RouterKind::SigmoidBiased { .. }) => {
+            // The published place, or the other place some exports use.
             if block.contains(name) || !block.contains(alt) {
                 Some(block.get_f32(name, &[e])?)
             } else {

@@ -1,28 +1,29 @@
 //! The whole model: embedding → blocks → final norm → lm_head, built from a checkpoint directory.
 
 mod block;
-mod names;
+mod compute;
 
 use std::path::Path;
 use std::sync::Arc;
 
-pub use block::{Block, FeedForward};
-pub use names::{ffn_names, FfnNames};
+pub(crate) use block::Block;
+pub use compute::ComputeOptions;
 
 use crate::attention::{Selection, SparseMode};
-use crate::cache::ModelCache;
-use crate::config::ModelConfig;
-use crate::error::Result;
-use crate::kernels::Precision;
+use crate::cache::{KvCache, ModelCache};
+use crate::config::{GenerationConfig, ModelConfig};
+use crate::error::{Error, Result};
 use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
-use crate::text::{GenerationConfig, Tokenizer};
+#[cfg(feature = "text")]
+use crate::text::Tokenizer;
 use crate::weights::{Checkpoint, WeightSource};
 
 /// Observer of the residual stream: `(layer, x[T, H])`.
-pub type LayerHook<'a> = &'a mut dyn FnMut(usize, &[f32]);
+pub(crate) type LayerHook<'a> = &'a mut dyn FnMut(usize, &[f32]);
 
 /// Which logits a forward returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LogitsMode {
     /// `[V]` of the last position.
     Last,
@@ -34,23 +35,47 @@ pub enum LogitsMode {
 
 /// Loading options.
 #[derive(Default)]
+#[non_exhaustive]
 pub struct LoadOptions<'a> {
     /// Called after each layer is set up with `(layers_done, layers_total)`.
     pub progress: Option<&'a mut dyn FnMut(usize, usize)>,
+    /// Threads and precision of the model's products (see [`Model::set_compute`]); `None` keeps
+    /// rayon's global pool at f32 precision.
+    pub compute: Option<ComputeOptions>,
 }
+
+impl<'a> LoadOptions<'a> {
+    /// These options reporting progress to `progress(layers_done, layers_total)`.
+    pub fn with_progress(mut self, progress: &'a mut dyn FnMut(usize, usize)) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// These options with the model's threads and precision set at load.
+    pub fn with_compute(mut self, compute: ComputeOptions) -> Self {
+        self.compute = Some(compute);
+        self
+    }
+}
+
+/// Source of [`Model`] identities, so a cache can tell which model built it.
+static NEXT_MODEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A loaded model. Weights are borrowed from the memory-mapped checkpoint; the model is immutable and
 /// can be shared by many sessions on many threads.
 #[derive(Debug)]
 pub struct Model {
-    pub config: ModelConfig,
-    pub embed_tokens: Embedding,
-    pub layers: Vec<Block>,
-    pub norm: RmsNorm,
-    pub lm_head: Linear,
+    pub(crate) config: ModelConfig,
+    pub(crate) embed_tokens: Embedding,
+    pub(crate) layers: Vec<Block>,
+    pub(crate) norm: RmsNorm,
+    pub(crate) lm_head: Linear,
     /// `generation_config.json` (empty when absent).
-    pub generation_config: GenerationConfig,
+    pub(crate) generation_config: GenerationConfig,
+    #[cfg(feature = "text")]
     tokenizer: Option<Arc<Tokenizer>>,
+    /// Unique per loaded model; caches built by [`Model::new_cache`] carry it.
+    id: u64,
     checkpoint: Arc<Checkpoint>,
     /// The dedicated worker pool set by [`Model::set_compute`]; `None` runs on rayon's global pool.
     pool: Option<Arc<rayon::ThreadPool>>,
@@ -80,7 +105,7 @@ impl Model {
         let src = root.pp("model");
         let (v, h) = (config.vocab_size, config.hidden_size);
         let embed_tokens = Embedding::load(&src, "embed_tokens", v, h)?;
-        let names = ffn_names(config.family);
+        let names = config.family.spec().ffn_names;
         let n = config.num_layers;
         let mut layers = Vec::with_capacity(n);
         for i in 0..n {
@@ -95,34 +120,49 @@ impl Model {
         } else {
             Linear::load(&root, "lm_head", h, v, false)?
         };
+        #[cfg(feature = "text")]
         let tokenizer = Tokenizer::from_dir(dir)?.map(Arc::new);
         let generation_config = GenerationConfig::load(dir)?;
-        Ok(Model {
+        let mut model = Model {
             config,
             embed_tokens,
             layers,
             norm,
             lm_head,
             generation_config,
+            #[cfg(feature = "text")]
             tokenizer,
+            id: NEXT_MODEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             checkpoint,
             pool: None,
-        })
+        };
+        if let Some(c) = opts.compute {
+            model.set_compute(c)?;
+        }
+        Ok(model)
     }
 
-    /// Runs this model's products on a dedicated pool of `threads` workers (all cores when `None`),
-    /// with activations meeting bf16 weights at `precision` in prefill products. Without a call the
-    /// model uses rayon's global pool at [`Precision::F32`].
-    pub fn set_compute(&mut self, threads: Option<usize>, precision: Precision) -> Result<()> {
-        if threads == Some(0) {
-            return Err(crate::Error::InvalidArgument(
-                "threads must be at least 1".into(),
-            ));
+    /// Runs this model's products on a dedicated pool of `compute.threads` workers (all cores when
+    /// `None`), with activations meeting bf16 weights at `compute.precision` in prefill products.
+    /// Without a call the model uses rayon's global pool at [`Precision::F32`](crate::Precision).
+    pub fn set_compute(&mut self, compute: ComputeOptions) -> Result<()> {
+        if compute.threads == Some(0) {
+            return Err(Error::InvalidArgument("threads must be at least 1".into()));
         }
-        let pool = crate::kernels::build_pool(threads, precision)
-            .map_err(|e| crate::Error::InvalidArgument(format!("thread pool: {e}")))?;
+        let pool = crate::kernels::build_pool(compute.threads, compute.precision)
+            .map_err(|e| Error::InvalidArgument(format!("thread pool: {e}")))?;
         self.pool = Some(Arc::new(pool));
         Ok(())
+    }
+
+    /// The typed `config.json`.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// `generation_config.json` (all fields empty when the file is absent).
+    pub fn generation_config(&self) -> &GenerationConfig {
+        &self.generation_config
     }
 
     /// Worker threads the products of this model are split over.
@@ -143,6 +183,7 @@ impl Model {
     }
 
     /// The tokenizer of the checkpoint directory, when it has a `tokenizer.json`.
+    #[cfg(feature = "text")]
     pub fn tokenizer(&self) -> Option<&Arc<Tokenizer>> {
         self.tokenizer.as_ref()
     }
@@ -155,11 +196,11 @@ impl Model {
         if !self.config.eos_token_ids.is_empty() {
             return self.config.eos_token_ids.clone();
         }
-        self.tokenizer
-            .as_ref()
-            .and_then(|t| t.eos_token_id())
-            .into_iter()
-            .collect()
+        #[cfg(feature = "text")]
+        if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.eos_token_id()) {
+            return vec![id];
+        }
+        Vec::new()
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -167,9 +208,10 @@ impl Model {
     }
 
     /// An empty cache with one entry per layer.
-    pub fn new_cache(&self) -> ModelCache {
+    pub(crate) fn new_cache(&self) -> ModelCache {
         ModelCache {
             layers: self.layers.iter().map(|b| b.new_cache()).collect(),
+            model_id: self.id,
         }
     }
 
@@ -178,10 +220,26 @@ impl Model {
         self.checkpoint.mapped_bytes()
     }
 
+    /// Weight bytes one decoded token streams: every non-expert matrix (attention, routers, shared
+    /// experts, dense MLPs), `top_k` routed experts per MoE layer, the lm_head and one embedding row.
+    /// Decode is memory-bound, so this over the memory bandwidth bounds the decode rate.
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let emb = &self.embed_tokens.weight;
+        let row = emb.bytes().len() / emb.shape()[0].max(1);
+        self.lm_head.weight_bytes()
+            + row
+            + self
+                .layers
+                .iter()
+                .map(Block::weight_bytes_per_token)
+                .sum::<usize>()
+    }
+
     /// Runs `ids` at positions `start..start+T` through the model, appending to `cache`.
     /// `hook(i, x)` sees the residual stream after layer `i` (and `i = L` after the final norm).
-    /// Ids must already be checked against the vocabulary (a [`Session`](crate::Session) does this).
-    pub fn forward(
+    /// Fails, changing nothing, on empty or out-of-vocabulary ids, a cache of another model, or a
+    /// `start` other than the cached length.
+    pub(crate) fn forward(
         &self,
         ids: &[u32],
         start: usize,
@@ -189,7 +247,28 @@ impl Model {
         logits: LogitsMode,
         mode: SparseMode,
         mut hook: Option<LayerHook<'_>>,
-    ) -> Vec<f32> {
+    ) -> Result<Vec<f32>> {
+        if ids.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let v = self.config.vocab_size;
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= v) {
+            return Err(Error::TokenOutOfRange {
+                token: bad,
+                vocab_size: v,
+            });
+        }
+        if cache.model_id != self.id || cache.layers.len() != self.layers.len() {
+            return Err(Error::InvalidArgument(
+                "the cache was built for another model".into(),
+            ));
+        }
+        if start != cache.len() {
+            return Err(Error::InvalidArgument(format!(
+                "forward at position {start} over a cache holding {} positions",
+                cache.len()
+            )));
+        }
         let t = ids.len();
         let h = self.config.hidden_size;
         let positions: Vec<usize> = (start..start + t).collect();
@@ -202,7 +281,7 @@ impl Model {
             }
         }
         let rows = match logits {
-            LogitsMode::None => return Vec::new(),
+            LogitsMode::None => return Ok(Vec::new()),
             LogitsMode::Last => &mut x[(t - 1) * h..],
             LogitsMode::All => &mut x[..],
         };
@@ -211,6 +290,6 @@ impl Model {
             f(self.layers.len(), rows);
         }
         let n = rows.len() / h;
-        self.run(|| self.lm_head.forward(rows, n))
+        Ok(self.run(|| self.lm_head.forward(rows, n)))
     }
 }

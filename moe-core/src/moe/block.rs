@@ -10,13 +10,13 @@ use crate::layers::{Linear, Mlp};
 
 /// A shared expert, applied to every token; Qwen2-MoE gates it by `sigmoid(x·w_gate)`.
 #[derive(Debug, Clone)]
-pub struct SharedExpert {
+pub(crate) struct SharedExpert {
     pub mlp: Mlp,
     pub gate: Option<Linear>,
 }
 
 #[derive(Debug, Clone)]
-pub struct MoeBlock {
+pub(crate) struct MoeBlock {
     pub router: Router,
     pub experts: Vec<Expert>,
     pub shared: Option<SharedExpert>,
@@ -25,8 +25,18 @@ pub struct MoeBlock {
 }
 
 impl MoeBlock {
+    /// Bytes one token streams: router, shared expert, and `top_k` routed experts.
+    pub(crate) fn weight_bytes_per_token(&self) -> usize {
+        let shared = self.shared.as_ref().map_or(0, |s| {
+            s.mlp.weight_bytes() + s.gate.as_ref().map_or(0, |g| g.weight_bytes())
+        });
+        self.router.gate.weight_bytes()
+            + shared
+            + self.router.top_k * self.experts.first().map_or(0, |e| e.weight_bytes())
+    }
+
     /// `y[T, H]` for `x[T, H]`.
-    pub fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
+    pub(crate) fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
         let h = self.hidden;
         let logits = self.router.logits(x, t); // [T, E]
         let e_count = self.experts.len();

@@ -1,6 +1,7 @@
 //! Routed experts, stored per expert (`experts.{e}.gate_proj.weight`, ...) or fused in 3-D tensors
 //! (`experts.gate_up_proj`, `experts.down_proj`); one interface over both.
 
+use crate::config::spec::{ExpertNames, FusedLayout};
 use crate::config::ExpertActivation;
 use crate::error::{Error, Result};
 use crate::layers::{swiglu, Linear, Orientation};
@@ -8,30 +9,11 @@ use crate::weights::WeightSource;
 
 /// How a fused gate/up output of width `2I` splits into gate and up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GateUpSplit {
+pub(crate) enum GateUpSplit {
     /// First `I` = gate, last `I` = up.
     Halves,
     /// Even = gate, odd = up (gpt-oss).
     Interleaved,
-}
-
-/// Layout of fused expert tensors in a checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FusedLayout {
-    /// `gate_up_proj [E, 2I, H]`, `down_proj [E, H, I]`, used as `x·Wᵀ` (transformers-5 in-memory names).
-    OutIn,
-    /// `gate_up_proj [E, H, 2I]` (halves), `down_proj [E, I, H]`, used as `x·W` (Llama 4).
-    InOut,
-    /// gpt-oss: `[E, H, 2I]` interleaved gate/up columns with `_bias` tensors.
-    InOutInterleavedBiased,
-}
-
-/// Names of one family's expert tensors.
-#[derive(Debug, Clone, Copy)]
-pub struct ExpertNames {
-    /// Per-expert projection names: gate, up, down (`gate_proj`.. or Mixtral's `w1`, `w3`, `w2`).
-    pub per_expert: [&'static str; 3],
-    pub fused: FusedLayout,
 }
 
 #[derive(Debug, Clone)]
@@ -42,14 +24,14 @@ enum GateUp {
 
 /// One expert MLP.
 #[derive(Debug, Clone)]
-pub struct Expert {
+pub(crate) struct Expert {
     gate_up: GateUp,
     down: Linear,
 }
 
 impl Expert {
     /// `y[T, H]` for inputs `x[T, H]`.
-    pub fn forward(&self, x: &[f32], t: usize, act: ExpertActivation) -> Vec<f32> {
+    pub(crate) fn forward(&self, x: &[f32], t: usize, act: ExpertActivation) -> Vec<f32> {
         let (mut gate, up) = match &self.gate_up {
             GateUp::Separate { gate, up } => (gate.forward(x, t), up.forward(x, t)),
             GateUp::Fused { gate_up, split } => {
@@ -74,7 +56,7 @@ impl Expert {
         self.down.forward(&gate, t)
     }
 
-    pub fn weight_bytes(&self) -> usize {
+    pub(crate) fn weight_bytes(&self) -> usize {
         let gu = match &self.gate_up {
             GateUp::Separate { gate, up } => gate.weight_bytes() + up.weight_bytes(),
             GateUp::Fused { gate_up, .. } => gate_up.weight_bytes(),
@@ -84,7 +66,7 @@ impl Expert {
 }
 
 /// Loads `n` experts of hidden size `h` and intermediate size `i` from `src` (the `experts` scope).
-pub fn load_experts(
+pub(crate) fn load_experts(
     src: &WeightSource,
     names: &ExpertNames,
     n: usize,

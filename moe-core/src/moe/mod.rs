@@ -4,6 +4,6 @@ mod block;
 mod experts;
 mod router;
 
-pub use block::{MoeBlock, SharedExpert};
-pub use experts::{load_experts, Expert, ExpertNames, FusedLayout, GateUpSplit};
-pub use router::{top_k_indices, Router, Routing};
+pub(crate) use block::{MoeBlock, SharedExpert};
+pub(crate) use experts::{load_experts, Expert};
+pub(crate) use router::Router;

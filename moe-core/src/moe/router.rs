@@ -2,19 +2,19 @@
 
 use crate::config::RouterKind;
 use crate::error::Result;
-use crate::kernels;
+use crate::kernels::{self, top_k_indices};
 use crate::layers::Linear;
 
 /// The experts chosen for one token and their weights.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Routing {
+pub(crate) struct Routing {
     /// `(expert, weight)` pairs, `top_k` of them.
     pub experts: Vec<(usize, f32)>,
 }
 
 /// A router: logits `z = x·W_gateᵀ (+ b)`, then a policy turns them into weights.
 #[derive(Debug, Clone)]
-pub struct Router {
+pub(crate) struct Router {
     pub gate: Linear,
     pub kind: RouterKind,
     pub top_k: usize,
@@ -23,7 +23,7 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(
+    pub(crate) fn new(
         gate: Linear,
         kind: RouterKind,
         top_k: usize,
@@ -38,12 +38,12 @@ impl Router {
     }
 
     /// Router logits `[T, E]`.
-    pub fn logits(&self, x: &[f32], t: usize) -> Vec<f32> {
+    pub(crate) fn logits(&self, x: &[f32], t: usize) -> Vec<f32> {
         self.gate.forward(x, t)
     }
 
     /// Chooses experts for one token from its logits `z` `[E]`.
-    pub fn route(&self, z: &[f32]) -> Routing {
+    pub(crate) fn route(&self, z: &[f32]) -> Routing {
         let k = self.top_k;
         let experts = match &self.kind {
             RouterKind::Softmax {
@@ -132,21 +132,9 @@ impl Router {
     }
 
     /// Whether the routing weight scales the expert's input (Llama 4) instead of its output.
-    pub fn scales_input(&self) -> bool {
+    pub(crate) fn scales_input(&self) -> bool {
         matches!(self.kind, RouterKind::Llama4)
     }
-}
-
-/// Indices of the `k` largest values, largest first; ties go to the lower index.
-pub fn top_k_indices(v: &[f32], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| {
-        v[b].partial_cmp(&v[a])
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.cmp(&b))
-    });
-    idx.truncate(k);
-    idx
 }
 
 #[cfg(test)]
@@ -194,15 +182,6 @@ mod tests {
         ids.sort();
         assert_eq!(ids, vec![0, 1]);
         assert!((r.experts.iter().map(|e| e.1).sum::<f32>() - 1.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn top_k_is_ordered_and_breaks_ties_towards_lower_index() {
-        let v = [0.5, 2.0, 0.5, 3.0, 0.5, -1.0];
-        assert_eq!(top_k_indices(&v, 3), vec![3, 1, 0]);
-        assert_eq!(top_k_indices(&v, 4), vec![3, 1, 0, 2]);
-        assert_eq!(top_k_indices(&v, 10).len(), 6);
-        assert!(top_k_indices(&v, 0).is_empty());
     }
 
     #[test]

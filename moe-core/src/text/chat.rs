@@ -27,7 +27,7 @@ pub(crate) struct ChatTemplate {
 const NAME: &str = "chat";
 
 impl ChatTemplate {
-    pub fn new(source: &str) -> Result<Self> {
+    pub(crate) fn new(source: &str) -> Result<Self> {
         let mut env = minijinja::Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function(
@@ -49,7 +49,7 @@ impl ChatTemplate {
 
     /// The template of a tokenizer_config.json: a string, or a list of `{name, template}` whose
     /// `default` entry is used.
-    pub fn from_config(cfg: &serde_json::Value) -> Result<Option<Self>> {
+    pub(crate) fn from_config(cfg: &serde_json::Value) -> Result<Option<Self>> {
         match cfg.get("chat_template") {
             Some(serde_json::Value::String(s)) => Self::new(s).map(Some),
             Some(serde_json::Value::Array(list)) => {
@@ -69,7 +69,7 @@ impl ChatTemplate {
         }
     }
 
-    pub fn render(
+    pub(crate) fn render(
         &self,
         messages: &[ChatMessage],
         add_generation_prompt: bool,

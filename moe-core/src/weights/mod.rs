@@ -7,7 +7,7 @@ mod tensor;
 
 pub use checkpoint::Checkpoint;
 pub use dtype::DType;
-pub use source::WeightSource;
-pub use tensor::{FloatData, Tensor};
+pub(crate) use source::WeightSource;
+pub use tensor::Tensor;
 
 pub use checkpoint::read_safetensors_file;

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 /// Tensors of a checkpoint under a name prefix.
 #[derive(Clone)]
-pub struct WeightSource {
+pub(crate) struct WeightSource {
     ckpt: Arc<Checkpoint>,
     prefix: String,
     /// Block shape of FP8 `weight_scale_inv` grids (`quantization_config.weight_block_size`).
@@ -16,7 +16,7 @@ pub struct WeightSource {
 }
 
 impl WeightSource {
-    pub fn new(ckpt: Arc<Checkpoint>) -> Self {
+    pub(crate) fn new(ckpt: Arc<Checkpoint>) -> Self {
         WeightSource {
             ckpt,
             prefix: String::new(),
@@ -25,22 +25,22 @@ impl WeightSource {
     }
 
     /// The same source with another FP8 scale block shape.
-    pub fn with_fp8_block(mut self, block: (usize, usize)) -> Self {
+    pub(crate) fn with_fp8_block(mut self, block: (usize, usize)) -> Self {
         self.fp8_block = block;
         self
     }
 
-    pub fn fp8_block(&self) -> (usize, usize) {
+    pub(crate) fn fp8_block(&self) -> (usize, usize) {
         self.fp8_block
     }
 
     /// The stored dtype of `name`, if present.
-    pub fn dtype_of(&self, name: &str) -> Option<super::DType> {
+    pub(crate) fn dtype_of(&self, name: &str) -> Option<super::DType> {
         self.ckpt.get(&self.full(name)).map(|t| t.dtype())
     }
 
     /// The source one level down: names under `prefix.name`.
-    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+    pub(crate) fn pp(&self, name: impl std::fmt::Display) -> Self {
         let prefix = if self.prefix.is_empty() {
             name.to_string()
         } else {
@@ -54,7 +54,7 @@ impl WeightSource {
     }
 
     /// The checkpoint name of `name` under this prefix.
-    pub fn full_name(&self, name: &str) -> String {
+    pub(crate) fn full_name(&self, name: &str) -> String {
         self.full(name)
     }
 
@@ -66,12 +66,12 @@ impl WeightSource {
         }
     }
 
-    pub fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.ckpt.contains(&self.full(name))
     }
 
     /// A float tensor (F32/F16/BF16) of exactly `shape`.
-    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+    pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.get_any(name, shape)?;
         if !t.dtype().is_float_weight() {
             return Err(Error::Dtype {
@@ -84,7 +84,7 @@ impl WeightSource {
     }
 
     /// A tensor of exactly `shape` in any dtype (callers check the dtype they can use).
-    pub fn get_any(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+    pub(crate) fn get_any(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let full = self.full(name);
         let t = self
             .ckpt
@@ -101,20 +101,7 @@ impl WeightSource {
     }
 
     /// A small float tensor widened to f32 (norm weights, biases).
-    pub fn get_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    pub(crate) fn get_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         self.get(name, shape)?.to_f32_vec()
-    }
-
-    /// Like [`get_f32`](Self::get_f32) but `None` when absent.
-    pub fn get_f32_opt(&self, name: &str, shape: &[usize]) -> Result<Option<Vec<f32>>> {
-        if self.contains(name) {
-            self.get_f32(name, shape).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
-    pub fn checkpoint(&self) -> &Arc<Checkpoint> {
-        &self.ckpt
     }
 }

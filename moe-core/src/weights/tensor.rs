@@ -3,10 +3,9 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use half::{bf16, f16};
-
 use super::DType;
 use crate::error::{Error, Result};
+use crate::kernels::FloatData;
 
 /// Backing bytes of a tensor: the shard's memory map, or an aligned heap copy when the
 /// file placed the tensor at an offset its dtype cannot be read from in place.
@@ -21,64 +20,6 @@ impl Storage {
         match self {
             Storage::Mapped(m) => m,
             Storage::Heap(v) => bytemuck::cast_slice(v.as_slice()),
-        }
-    }
-}
-
-/// Typed, borrowed element data of a float tensor.
-#[derive(Clone, Copy)]
-pub enum FloatData<'a> {
-    F32(&'a [f32]),
-    F16(&'a [f16]),
-    BF16(&'a [bf16]),
-}
-
-impl FloatData<'_> {
-    pub fn len(&self) -> usize {
-        match self {
-            FloatData::F32(s) => s.len(),
-            FloatData::F16(s) => s.len(),
-            FloatData::BF16(s) => s.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Element `i` widened to f32.
-    #[inline]
-    pub fn get(&self, i: usize) -> f32 {
-        match self {
-            FloatData::F32(s) => s[i],
-            FloatData::F16(s) => s[i].to_f32(),
-            FloatData::BF16(s) => s[i].to_f32(),
-        }
-    }
-
-    /// Elements `range` widened into `out` (same length).
-    pub fn widen_into(&self, range: Range<usize>, out: &mut [f32]) {
-        match self {
-            FloatData::F32(s) => out.copy_from_slice(&s[range]),
-            FloatData::F16(s) => {
-                for (o, v) in out.iter_mut().zip(&s[range]) {
-                    *o = v.to_f32();
-                }
-            }
-            FloatData::BF16(s) => {
-                for (o, v) in out.iter_mut().zip(&s[range]) {
-                    *o = v.to_f32();
-                }
-            }
-        }
-    }
-
-    /// The sub-slice `range`.
-    pub fn slice(&self, range: Range<usize>) -> Self {
-        match *self {
-            FloatData::F32(s) => FloatData::F32(&s[range]),
-            FloatData::F16(s) => FloatData::F16(&s[range]),
-            FloatData::BF16(s) => FloatData::BF16(&s[range]),
         }
     }
 }

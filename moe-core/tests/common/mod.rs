@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use moe_core::weights::read_safetensors_file;
+use moe_core::internals::read_safetensors_file;
 
 /// The repository root (parent of moe-core).
 pub fn repo_root() -> PathBuf {

@@ -8,7 +8,7 @@ use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 
 use moe::{moe_model, moe_session, moe_status};
-use moe_core::weights::read_safetensors_file;
+use moe_core::internals::read_safetensors_file;
 
 pub const TOL: f32 = 1e-3;
 

@@ -1,10 +1,9 @@
-//! Rotary position embedding: inverse frequencies for every scaling type (ARCHITECTURES.md section 4)
-//! and the two pair layouts.
+//! Rotation tables: inverse frequencies for every scaling type and the two pair layouts.
 
-use crate::config::{RopeConfig, RopeLayout, RopeScaling};
+use super::{RopeConfig, RopeLayout, RopeScaling};
 
 /// `0.1·m·ln(s) + 1` for `s > 1`, else 1 (YaRN's magnitude correction).
-pub fn yarn_get_mscale(scale: f64, m: f64) -> f64 {
+pub(crate) fn yarn_get_mscale(scale: f64, m: f64) -> f64 {
     if scale <= 1.0 {
         1.0
     } else {
@@ -14,7 +13,7 @@ pub fn yarn_get_mscale(scale: f64, m: f64) -> f64 {
 
 /// Rotation tables for one rotary dimension `D`.
 #[derive(Debug, Clone)]
-pub struct Rope {
+pub(crate) struct Rope {
     /// `inv[j]`, `j < D/2`.
     inv_freq: Vec<f32>,
     /// Multiplies cos and sin (YaRN's attention factor; 1 otherwise).
@@ -27,7 +26,7 @@ pub struct Rope {
 }
 
 impl Rope {
-    pub fn new(cfg: &RopeConfig, dim: usize, layout: RopeLayout) -> Self {
+    pub(crate) fn new(cfg: &RopeConfig, dim: usize, layout: RopeLayout) -> Self {
         let base = cfg.theta;
         let half = dim / 2;
         let default: Vec<f64> = (0..half)
@@ -138,7 +137,7 @@ impl Rope {
     }
 
     /// `(cos, sin)` tables `[positions.len(), D/2]`, already times the attention factor.
-    pub fn tables(&self, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    pub(crate) fn tables(&self, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
         let inv = self.inv_for(positions.iter().copied().max().unwrap_or(0));
         let half = self.dim / 2;
         let mut cos = Vec::with_capacity(positions.len() * half);
@@ -155,7 +154,7 @@ impl Rope {
 
     /// Rotates `dim` dims starting at `offset` inside each of the `n_heads` heads of width `head_stride`,
     /// for each token `i` of `x` [T, n_heads*head_stride], with the tables of [`tables`](Self::tables).
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         x: &mut [f32],
         n_heads: usize,

@@ -1,6 +1,12 @@
 //! Token generation over a session: prefill the prompt, then sample and feed one token at a time,
 //! stopping at a stop token or after `max_new_tokens`. An owning iterator, so bindings can hold it.
 
+#[cfg(feature = "text")]
+mod text;
+
+#[cfg(feature = "text")]
+pub use text::{TextGenerator, TextOptions};
+
 use crate::error::Result;
 use crate::model::LogitsMode;
 use crate::sampler::{Sampler, SamplerParams};
@@ -8,6 +14,7 @@ use crate::session::Session;
 
 /// What to generate.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GenerateOptions {
     pub max_new_tokens: usize,
     pub sampler: SamplerParams,
@@ -23,6 +30,28 @@ impl Default for GenerateOptions {
             sampler: SamplerParams::default(),
             stop_tokens: Vec::new(),
         }
+    }
+}
+
+impl GenerateOptions {
+    /// At most `max_new_tokens` tokens, greedy, with no stop tokens.
+    pub fn new(max_new_tokens: usize) -> Self {
+        GenerateOptions {
+            max_new_tokens,
+            ..Default::default()
+        }
+    }
+
+    /// These options sampling with `sampler`.
+    pub fn with_sampler(mut self, sampler: SamplerParams) -> Self {
+        self.sampler = sampler;
+        self
+    }
+
+    /// These options ending after any of `stop_tokens`.
+    pub fn with_stop_tokens(mut self, stop_tokens: Vec<u32>) -> Self {
+        self.stop_tokens = stop_tokens;
+        self
     }
 }
 
@@ -55,7 +84,7 @@ impl Generator {
         let Some(logits) = self.next_logits.take() else {
             return Ok(None);
         };
-        let token = self.sampler.sample(&logits, self.session.tokens());
+        let token = self.sampler.sample(&logits, self.session.tokens())?;
         self.produced += 1;
         let stop =
             self.opts.stop_tokens.contains(&token) || self.produced >= self.opts.max_new_tokens;

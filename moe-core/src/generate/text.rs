@@ -2,19 +2,42 @@
 
 use std::sync::Arc;
 
-use super::{StopMatcher, StreamDecoder, Tokenizer};
+use super::{GenerateOptions, Generator};
 use crate::error::Result;
-use crate::generate::{GenerateOptions, Generator};
 use crate::session::Session;
+use crate::text::{StopMatcher, StreamDecoder, Tokenizer};
 
 /// Text-level options on top of [`GenerateOptions`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct TextOptions {
     pub generate: GenerateOptions,
     /// Generation ends before the first occurrence of any of these (the stop string is not returned).
     pub stop_strings: Vec<String>,
     /// Drop special tokens (such as the end-of-sequence token) from the text.
     pub skip_special_tokens: bool,
+}
+
+impl TextOptions {
+    /// Text generation with `generate`'s token options, no stop strings, special tokens kept.
+    pub fn new(generate: GenerateOptions) -> Self {
+        TextOptions {
+            generate,
+            ..Default::default()
+        }
+    }
+
+    /// These options ending before the first of `stop_strings`.
+    pub fn with_stop_strings(mut self, stop_strings: Vec<String>) -> Self {
+        self.stop_strings = stop_strings;
+        self
+    }
+
+    /// These options dropping (`true`) or keeping special tokens in the text.
+    pub fn with_skip_special_tokens(mut self, skip: bool) -> Self {
+        self.skip_special_tokens = skip;
+        self
+    }
 }
 
 /// Yields text pieces as tokens are generated.

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::sampler::SamplerParams;
 
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct GenerationConfig {
     pub eos_token_ids: Vec<u32>,
     pub bos_token_id: Option<u32>,

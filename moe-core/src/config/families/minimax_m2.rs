@@ -1,0 +1,55 @@
+//! MiniMax-M2: GQA with whole-projection q/k norm and partial RoPE, sigmoid router with correction
+//! bias in the block, `w1/w3/w2`.
+
+use crate::config::spec::*;
+use crate::config::{Family, QkNorm};
+use crate::rope::RopeLayout;
+
+pub(crate) const SPEC: FamilySpec = FamilySpec {
+    family: Family::MiniMaxM2,
+    model_types: &["minimax_m2"],
+    architectures: &["MiniMaxM2ForCausalLM"],
+    default_rope_theta: 5e6,
+    default_rms_norm_eps: 1e-6,
+    dense_intermediate: ("intermediate_size", 0),
+    attention: AttentionSpec::Gqa(GqaSpec {
+        head_dim: HeadDimRule::Fixed(128),
+        attention_bias_default: false,
+        qkv_bias: BiasRule::Never,
+        o_bias: BiasRule::Never,
+        partial_rotary: PartialRotaryRule {
+            rotary_dim_key: true,
+            default_factor: 1.0,
+        },
+        qk_norm: QkNormRule {
+            norm: QkNorm::WholeProjection,
+            switch: None,
+        },
+        rope_layout: RopeLayout::Half,
+        sinks: false,
+    }),
+    layers: LayerSpec {
+        moe_layers: MoeLayerRule::All,
+        default_mask: MaskRule::Causal,
+        rotary: RotaryLayersRule::All,
+    },
+    moe: MoeSpec {
+        num_experts_keys: &["num_local_experts", "num_experts", "n_routed_experts"],
+        num_experts_default: None,
+        top_k_default: None,
+        intermediate: ("intermediate_size", 1536),
+        router: RouterRule::SigmoidBiasedUngrouped,
+        shared: SharedExpertRule::None,
+        activation: ActivationRule::SwiGlu,
+    },
+    ffn_names: FfnNames {
+        moe: "block_sparse_moe",
+        moe_fused_alt: Some("mlp"),
+        correction_bias: Some(["e_score_correction_bias", "gate.e_score_correction_bias"]),
+        experts: ExpertNames {
+            per_expert: ["w1", "w3", "w2"],
+            fused: FusedLayout::OutIn,
+        },
+        ..BASE_FFN_NAMES
+    },
+};

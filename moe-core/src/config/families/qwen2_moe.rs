@@ -1,0 +1,51 @@
+//! Qwen1.5/2-MoE: GQA with q/k/v bias, softmax top-k router, a gated shared expert.
+
+use crate::config::spec::*;
+use crate::config::{Family, QkNorm};
+use crate::rope::RopeLayout;
+
+pub(crate) const SPEC: FamilySpec = FamilySpec {
+    family: Family::Qwen2Moe,
+    model_types: &["qwen2_moe"],
+    architectures: &["Qwen2MoeForCausalLM"],
+    default_rope_theta: 10_000.0,
+    default_rms_norm_eps: 1e-6,
+    dense_intermediate: ("intermediate_size", 0),
+    attention: AttentionSpec::Gqa(GqaSpec {
+        head_dim: HeadDimRule::HiddenOverHeads,
+        attention_bias_default: false,
+        qkv_bias: BiasRule::Key("qkv_bias", true),
+        o_bias: BiasRule::Never,
+        partial_rotary: PartialRotaryRule {
+            rotary_dim_key: false,
+            default_factor: 1.0,
+        },
+        qk_norm: QkNormRule {
+            norm: QkNorm::None,
+            switch: None,
+        },
+        rope_layout: RopeLayout::Half,
+        sinks: false,
+    }),
+    layers: LayerSpec {
+        moe_layers: MoeLayerRule::SparseStep,
+        default_mask: MaskRule::SlidingEvenBelowMaxWindowLayers,
+        rotary: RotaryLayersRule::All,
+    },
+    moe: MoeSpec {
+        num_experts_keys: &["num_local_experts", "num_experts", "n_routed_experts"],
+        num_experts_default: None,
+        top_k_default: None,
+        intermediate: ("moe_intermediate_size", 1408),
+        router: RouterRule::Softmax {
+            norm_topk_prob: FlagRule::Key("norm_topk_prob", false),
+        },
+        shared: SharedExpertRule::GatedSize("shared_expert_intermediate_size", 5632),
+        activation: ActivationRule::SwiGlu,
+    },
+    ffn_names: FfnNames {
+        shared: Some("shared_expert"),
+        shared_gate: Some("shared_expert_gate"),
+        ..BASE_FFN_NAMES
+    },
+};

@@ -1,0 +1,103 @@
+//! Not part of the supported API: what the benchmarks, examples and white-box tests of this
+//! repository reach into (kernel levels, raw caches and forwards, checkpoint tensors). Hidden from
+//! the docs and free to change in any release.
+
+use crate::attention::Attention;
+use crate::cache::LayerCache;
+use crate::model::Model;
+
+pub use crate::cache::{KvCache, ModelCache};
+pub use crate::layers::decode_e4m3;
+pub use crate::weights::{read_safetensors_file, Checkpoint, DType, Tensor};
+
+/// Kernel levels and the raw product, for the kernel benchmarks.
+pub mod kernels {
+    pub use crate::kernels::{
+        build_pool, force_isa, isa, matmul_t_with, supported_isas, FloatData, Isa, MatRef,
+        Precision,
+    };
+}
+
+/// An empty cache for `model`, outside any session.
+pub fn new_cache(model: &Model) -> ModelCache {
+    model.new_cache()
+}
+
+/// Appends `n` rows drawn from `value` to every MLA layer's latent, rope-key and indexer caches.
+pub fn fill_mla_cache(cache: &mut ModelCache, n: usize, value: &mut dyn FnMut() -> f32) {
+    let mut rows = |width: usize| -> Vec<f32> { (0..n * width).map(|_| value()).collect() };
+    for layer in &mut cache.layers {
+        if let LayerCache::Mla { mla, indexer } = layer {
+            let (c, r) = (mla.latent.width(), mla.k_pe.width());
+            let (latent, k_pe) = (rows(c), rows(r));
+            mla.append(&latent, &k_pe);
+            if let Some(ix) = indexer {
+                let w = ix.keys.width();
+                ix.keys.append(&rows(w));
+            }
+        }
+    }
+}
+
+/// One raw forward of `ids` at positions `start..` over `cache` (the checks of `Model::forward`,
+/// none of a session's).
+pub fn forward(
+    model: &Model,
+    ids: &[u32],
+    start: usize,
+    cache: &mut ModelCache,
+    logits: crate::LogitsMode,
+    mode: crate::SparseMode,
+) -> crate::Result<Vec<f32>> {
+    model.forward(ids, start, cache, logits, mode, None)
+}
+
+/// Runs every DSA layer's indexer for one query at position `ctx` on inputs drawn from `value`;
+/// returns how many keys each selected.
+pub fn run_indexers(
+    model: &Model,
+    cache: &mut ModelCache,
+    ctx: usize,
+    value: &mut dyn FnMut() -> f32,
+) -> Vec<usize> {
+    let mut selected = Vec::new();
+    for (block, layer) in model.layers.iter().zip(cache.layers.iter_mut()) {
+        if let (
+            Attention::Mla(m),
+            LayerCache::Mla {
+                indexer: Some(ic), ..
+            },
+        ) = (&block.self_attn, layer)
+        {
+            if let Some(ix) = &m.indexer {
+                let x: Vec<f32> = (0..model.config.hidden_size).map(|_| value()).collect();
+                let cq: Vec<f32> = (0..ix.wq_b.in_dim).map(|_| value()).collect();
+                let sel = ix.select(&x, &cq, &[ctx], ic);
+                selected.push(sel[0].len());
+            }
+        }
+    }
+    selected
+}
+
+/// Prompt lengths from which GQA uses tiled attention and MLA expands its latents (ablations).
+pub fn set_attention_thresholds(
+    model: &mut Model,
+    gqa_tiled_min_tokens: Option<usize>,
+    mla_expand_min_tokens: Option<usize>,
+) {
+    for b in &mut model.layers {
+        match &mut b.self_attn {
+            Attention::Gqa(g) => {
+                if let Some(n) = gqa_tiled_min_tokens {
+                    g.tiled_min_tokens = n;
+                }
+            }
+            Attention::Mla(m) => {
+                if let Some(n) = mla_expand_min_tokens {
+                    m.expand_min_tokens = n;
+                }
+            }
+        }
+    }
+}
