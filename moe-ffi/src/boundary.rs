@@ -77,7 +77,7 @@ pub(crate) use ffi_boundary;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::last_error::moe_last_error;
+    use crate::last_error::last_error_ptr as moe_last_error;
     use std::ffi::CStr;
 
     extern "C" fn panics(n: u32) -> moe_status {

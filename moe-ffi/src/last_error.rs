@@ -3,7 +3,6 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
-use crate::boundary::ffi_boundary;
 use crate::status::moe_status;
 
 /// A failed call: the status the caller gets and the message `moe_last_error` shows.
@@ -76,20 +75,12 @@ pub fn value_or<T>(fallback: T, f: impl FnOnce() -> FfiResult<T>) -> T {
     })
 }
 
-/// A message describing the last failed call on the calling thread; an empty string when no call
-/// on this thread has failed yet. Successful calls leave it unchanged.
-///
-/// Ownership: the string belongs to the library and stays valid until the next failing call on the
-/// same thread (or the thread's exit); copy it to keep it. Never NULL. Thread-safety: each thread has
-/// its own message.
-#[no_mangle]
-pub extern "C" fn moe_last_error() -> *const c_char {
-    ffi_boundary! {
-        on_panic = c"".as_ptr();
-        LAST_ERROR
-            .try_with(|slot| slot.borrow().as_ptr())
-            .unwrap_or(c"".as_ptr())
-    }
+/// This thread's last error message, owned by the thread-local slot (valid until the next failure on
+/// this thread); an empty string when there is none or the thread is being torn down.
+pub fn last_error_ptr() -> *const c_char {
+    LAST_ERROR
+        .try_with(|slot| slot.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
 }
 
 #[cfg(test)]
@@ -98,9 +89,9 @@ mod tests {
     use std::ffi::CStr;
 
     fn last() -> String {
-        // SAFETY: moe_last_error returns a valid NUL-terminated string that lives until the next
+        // SAFETY: last_error_ptr returns a valid NUL-terminated string that lives until the next
         // failing call on this thread; it is copied at once.
-        unsafe { CStr::from_ptr(moe_last_error()) }
+        unsafe { CStr::from_ptr(last_error_ptr()) }
             .to_string_lossy()
             .into_owned()
     }

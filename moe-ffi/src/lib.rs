@@ -6,6 +6,7 @@
 
 mod args;
 mod boundary;
+pub mod diagnostics;
 pub mod generate;
 mod handle;
 mod last_error;
@@ -17,11 +18,11 @@ pub mod status;
 pub mod text;
 pub mod version;
 
+pub use diagnostics::{moe_last_error, moe_status_str};
 pub use generate::{
     moe_generate_default_params, moe_generate_params, moe_model_default_generate_params,
     moe_piece_fn, moe_session_generate, moe_session_generate_chat,
 };
-pub use last_error::moe_last_error;
 pub use model::{
     moe_model, moe_model_architecture, moe_model_default_params, moe_model_eos_tokens,
     moe_model_family, moe_model_free, moe_model_load, moe_model_max_context, moe_model_params,
@@ -37,7 +38,7 @@ pub use session::{
     moe_session_params, moe_session_prefill, moe_session_reset, moe_session_tokens,
     moe_session_truncate,
 };
-pub use status::{moe_status, moe_status_str, ALL_STATUSES};
+pub use status::{moe_status, ALL_STATUSES};
 pub use text::{
     moe_chat_message, moe_model_apply_chat_template, moe_model_detokenize,
     moe_model_has_chat_template, moe_model_has_tokenizer, moe_model_tokenize,

@@ -1,8 +1,6 @@
 //! `moe_status`: the result of every fallible call, and its mapping from engine errors.
 
-use std::ffi::{c_char, CStr};
-
-use crate::boundary::ffi_boundary;
+use std::ffi::CStr;
 
 /// The result of a call. `MOE_OK` is 0; every other value is an error whose details
 /// `moe_last_error()` gives on the same thread. Values are stable: new ones are only appended.
@@ -112,7 +110,7 @@ impl moe_status {
     }
 
     /// A short static description, NUL-terminated.
-    fn text(self) -> &'static CStr {
+    pub(crate) fn text(self) -> &'static CStr {
         match self {
             MOE_OK => c"ok",
             MOE_ERR_NULL_ARGUMENT => c"a required pointer argument was NULL",
@@ -146,38 +144,9 @@ impl moe_status {
 #[allow(non_camel_case_types)]
 pub type moe_status_arg = u32;
 
-/// A short, static, English description of `status` (never NULL; "unknown status" for values this
-/// version does not define).
-///
-/// Ownership: the string is static; do not free it. Thread-safety: may be called from any thread.
-#[no_mangle]
-pub extern "C" fn moe_status_str(status: moe_status_arg) -> *const c_char {
-    ffi_boundary! {
-        on_panic = c"unknown status".as_ptr();
-        let text = ALL_STATUSES
-            .iter()
-            .find(|s| **s as u32 == status)
-            .map_or(c"unknown status", |s| s.text());
-        text.as_ptr()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn values_are_dense_distinct_and_described() {
-        for (i, s) in ALL_STATUSES.iter().enumerate() {
-            assert_eq!(*s as usize, i, "{s:?}");
-            // SAFETY: moe_status_str returns a pointer to a static NUL-terminated string.
-            let text = unsafe { CStr::from_ptr(moe_status_str(*s as u32)) };
-            assert_ne!(text, c"unknown status");
-        }
-        // SAFETY: as above.
-        let unknown = unsafe { CStr::from_ptr(moe_status_str(ALL_STATUSES.len() as u32)) };
-        assert_eq!(unknown, c"unknown status");
-    }
 
     #[test]
     fn engine_errors_map_to_their_own_status() {

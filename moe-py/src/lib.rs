@@ -7,6 +7,7 @@
 mod args;
 mod errors;
 mod json;
+mod loaded;
 mod model;
 mod options;
 mod session;
@@ -15,7 +16,7 @@ mod text;
 
 use pyo3::prelude::*;
 
-pub use model::PyModel;
+pub use loaded::PyModel;
 pub use session::PySession;
 pub use stream::PyTokenStream;
 pub use text::{PyStreamDecoder, PyTextStream, PyTokenizer};

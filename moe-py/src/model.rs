@@ -7,51 +7,16 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use moe_core::kernels::Precision;
-use moe_core::{LoadOptions, Model, SessionParams, SparseMode};
+use moe_core::{ComputeOptions, LoadOptions, Model, Precision, SessionParams};
 
 use crate::args;
 use crate::errors::PyResultExt;
 use crate::json;
+use crate::loaded::{sparse_mode, PyModel};
 use crate::options::GenArgs;
 use crate::session::PySession;
 use crate::stream::PyTokenStream;
 use crate::text::{chat_messages, tokenizer_of, PyTextStream, PyTokenizer};
-
-/// A model loaded from a Hugging Face checkpoint folder (`config.json` + safetensors, and
-/// `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` when present).
-///
-/// The weights are memory-mapped and shared: make as many sessions as you like, on any thread.
-#[pyclass(module = "moe", name = "Model", frozen)]
-pub struct PyModel {
-    pub(crate) inner: Arc<Model>,
-    path: PathBuf,
-    /// Defaults for sessions and generations made from this model.
-    pub(crate) defaults: SessionParams,
-    tokenizer: Option<Py<PyTokenizer>>,
-}
-
-impl PyModel {
-    /// Session parameters: the model's defaults overridden by the call's arguments.
-    pub(crate) fn session_params(
-        &self,
-        max_context: Option<i64>,
-        sparse: Option<bool>,
-    ) -> PyResult<SessionParams> {
-        Ok(SessionParams {
-            max_context: args::max_context(max_context)?.or(self.defaults.max_context),
-            sparse_mode: sparse.map(sparse_mode).unwrap_or(self.defaults.sparse_mode),
-        })
-    }
-}
-
-fn sparse_mode(sparse: bool) -> SparseMode {
-    if sparse {
-        SparseMode::Sparse
-    } else {
-        SparseMode::Dense
-    }
-}
 
 #[pymethods]
 impl PyModel {
@@ -79,10 +44,9 @@ impl PyModel {
         threads: Option<i64>,
         precision: &str,
     ) -> PyResult<Self> {
-        let defaults = SessionParams {
-            max_context: args::max_context(max_context)?,
-            sparse_mode: sparse_mode(sparse),
-        };
+        let mut defaults = SessionParams::default();
+        defaults.max_context = args::max_context(max_context)?;
+        defaults.sparse_mode = sparse_mode(sparse);
         let precision = match precision {
             "f32" => Precision::F32,
             "bf16" => Precision::Bf16,
@@ -102,8 +66,14 @@ impl PyModel {
             }
         };
         let mut callback_error: Option<PyErr> = None;
+        let compute = (threads.is_some() || precision != Precision::F32)
+            .then(|| ComputeOptions::new(threads, precision));
         let loaded = py.detach(|| match &progress {
-            None => Model::load(&path),
+            None => {
+                let mut opts = LoadOptions::default();
+                opts.compute = compute;
+                Model::load_with(&path, opts)
+            }
             Some(cb) => {
                 let mut report = |done: usize, total: usize| {
                     if callback_error.is_none() {
@@ -114,20 +84,15 @@ impl PyModel {
                         });
                     }
                 };
-                Model::load_with(
-                    &path,
-                    LoadOptions {
-                        progress: Some(&mut report),
-                    },
-                )
+                let mut opts = LoadOptions::default();
+                opts.progress = Some(&mut report);
+                opts.compute = compute;
+                Model::load_with(&path, opts)
             }
         });
-        let mut model = loaded.py_err(py)?;
+        let model = loaded.py_err(py)?;
         if let Some(e) = callback_error {
             return Err(e);
-        }
-        if threads.is_some() || precision != Precision::F32 {
-            model.set_compute(threads, precision).py_err(py)?;
         }
         let tokenizer = match model.tokenizer() {
             Some(t) => Some(Py::new(py, PyTokenizer { inner: t.clone() })?),
@@ -150,25 +115,25 @@ impl PyModel {
     /// Number of token ids the model knows (ids must be smaller).
     #[getter]
     fn vocab_size(&self) -> usize {
-        self.inner.config.vocab_size
+        self.inner.config().vocab_size
     }
 
     /// `architectures[0]` of config.json, e.g. `"DeepseekV3ForCausalLM"`.
     #[getter]
     fn architecture(&self) -> String {
-        self.inner.config.architecture.clone()
+        self.inner.config().architecture.clone()
     }
 
     /// The model family the engine runs it as, e.g. `"deepseek_v3"`.
     #[getter]
     fn family(&self) -> &'static str {
-        self.inner.config.family.name()
+        self.inner.config().family.name()
     }
 
     /// The (text) model's config.json as a dict (a fresh copy on every access).
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        Ok(json::to_py(py, &self.inner.config.raw)?.cast_into::<PyDict>()?)
+        Ok(json::to_py(py, &self.inner.config().raw)?.cast_into::<PyDict>()?)
     }
 
     /// End-of-sequence token ids (generation_config.json, else config.json, else the tokenizer's):
@@ -181,25 +146,25 @@ impl PyModel {
     /// Beginning-of-sequence token id, when the config names one.
     #[getter]
     fn bos_token_id(&self) -> Option<u32> {
-        self.inner.config.bos_token_id
+        self.inner.config().bos_token_id
     }
 
     /// The longest context the model was trained for (the default `max_context`).
     #[getter]
     fn max_position_embeddings(&self) -> usize {
-        self.inner.config.max_position_embeddings
+        self.inner.config().max_position_embeddings
     }
 
     /// Number of transformer layers.
     #[getter]
     fn num_layers(&self) -> usize {
-        self.inner.config.num_layers
+        self.inner.config().num_layers
     }
 
     /// Width of the residual stream.
     #[getter]
     fn hidden_size(&self) -> usize {
-        self.inner.config.hidden_size
+        self.inner.config().hidden_size
     }
 
     /// Worker threads the model's products are split over.
@@ -366,7 +331,7 @@ impl PyModel {
     }
 
     fn __repr__(&self) -> String {
-        let c = &self.inner.config;
+        let c = self.inner.config();
         format!(
             "moe.Model(path={:?}, architecture={:?}, family={:?}, vocab_size={}, num_layers={})",
             self.path.display().to_string(),

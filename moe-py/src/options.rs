@@ -36,19 +36,19 @@ pub(crate) const DEFAULT_MAX_NEW_TOKENS: usize = 128;
 impl GenArgs<'_, '_> {
     /// Resolves the arguments against `model`'s generation defaults and end-of-sequence ids.
     pub(crate) fn resolve(&self, py: Python<'_>, model: &Model) -> PyResult<Resolved> {
-        let gc = &model.generation_config;
+        let gc = model.generation_config();
         let base = gc.sampler_defaults();
-        let sampler = SamplerParams {
-            temperature: self.temperature.unwrap_or(base.temperature),
-            top_k: match self.top_k {
-                Some(k) => args::count("top_k", k)?,
-                None => base.top_k,
-            },
-            top_p: self.top_p.unwrap_or(base.top_p),
-            min_p: self.min_p.unwrap_or(base.min_p),
-            repetition_penalty: self.repetition_penalty.unwrap_or(base.repetition_penalty),
-            seed: args::seed(self.seed),
+        let top_k = match self.top_k {
+            Some(k) => args::count("top_k", k)?,
+            None => base.top_k,
         };
+        let sampler = SamplerParams::default()
+            .with_temperature(self.temperature.unwrap_or(base.temperature))
+            .with_top_k(top_k)
+            .with_top_p(self.top_p.unwrap_or(base.top_p))
+            .with_min_p(self.min_p.unwrap_or(base.min_p))
+            .with_repetition_penalty(self.repetition_penalty.unwrap_or(base.repetition_penalty))
+            .with_seed(args::seed(self.seed));
         let max_new_tokens = match self.max_new_tokens {
             Some(n) => args::count("max_new_tokens", n)?,
             None => gc.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS),
@@ -66,11 +66,9 @@ impl GenArgs<'_, '_> {
             }
         }
         Ok(Resolved {
-            options: GenerateOptions {
-                max_new_tokens,
-                sampler,
-                stop_tokens,
-            },
+            options: GenerateOptions::new(max_new_tokens)
+                .with_sampler(sampler)
+                .with_stop_tokens(stop_tokens),
             stop_strings,
         })
     }

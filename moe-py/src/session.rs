@@ -10,7 +10,7 @@ use moe_core::{LogitsMode, Session};
 
 use crate::args;
 use crate::errors::PyResultExt;
-use crate::model::PyModel;
+use crate::loaded::PyModel;
 
 /// The state of one sequence (its KV cache and the tokens fed so far) over a model.
 ///
@@ -37,7 +37,7 @@ impl PySession {
         Ok(PySession {
             model: model.clone().unbind(),
             inner: Mutex::new(session),
-            vocab_size: m.inner.config.vocab_size,
+            vocab_size: m.inner.config().vocab_size,
         })
     }
 

@@ -8,8 +8,10 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyMapping, PyString};
 
-use moe_core::text::{ChatMessage, StreamDecoder, TextGenerator, TextOptions, Tokenizer};
-use moe_core::{Error, GenerateOptions, Model, Session, SessionParams};
+use moe_core::{
+    ChatMessage, Error, GenerateOptions, Model, Session, SessionParams, StreamDecoder,
+    TextGenerator, TextOptions, Tokenizer,
+};
 
 use crate::args;
 use crate::errors::PyResultExt;
@@ -203,11 +205,9 @@ impl PyTextStream {
         let generator = py
             .detach(|| {
                 let session = Session::new(model, params)?;
-                let opts = TextOptions {
-                    generate,
-                    stop_strings,
-                    skip_special_tokens,
-                };
+                let opts = TextOptions::new(generate)
+                    .with_stop_strings(stop_strings)
+                    .with_skip_special_tokens(skip_special_tokens);
                 TextGenerator::new(session, tokenizer, &prompt, opts)
             })
             .py_err(py)?;
