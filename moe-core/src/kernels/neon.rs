@@ -118,9 +118,11 @@ unsafe fn rows_t<T: Wide128>(
                 }
             };
             if n == 2 {
+                // SAFETY: two tokens from `i` exist; the tile's rows hold `cols` values.
                 let res = unsafe { tile::<T, 2>(w4, xp, cols) };
                 store(&res, 2);
             } else {
+                // SAFETY: token `i` exists; the tile's rows hold `cols` values.
                 let one = unsafe { tile::<T, 1>(w4, xp, cols) };
                 let res: [[f32; 2]; R] = std::array::from_fn(|j| [one[j][0], 0.0]);
                 store(&res, 1);
@@ -135,7 +137,7 @@ unsafe fn rows_t<T: Wide128>(
 /// # Safety
 /// `w.len() >= rows.end·cols`, `x.len() >= t·cols`, `y` valid and exclusively ours at
 /// `i·ldy + r` for `i < t`, `r ∈ rows`.
-pub unsafe fn rows_f32(
+pub(super) unsafe fn rows_f32(
     w: &[f32],
     cols: usize,
     rows: Range<usize>,
@@ -149,7 +151,7 @@ pub unsafe fn rows_f32(
 }
 
 /// NEON rows kernel for bf16 weights. Same contract as [`rows_f32`].
-pub unsafe fn rows_bf16(
+pub(super) unsafe fn rows_bf16(
     w: &[bf16],
     cols: usize,
     rows: Range<usize>,
@@ -163,7 +165,7 @@ pub unsafe fn rows_bf16(
 }
 
 /// `Σ a[i]·b[i]` (NEON).
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let mut k = 0;
     let mut tail = 0.0;
@@ -186,7 +188,7 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `y += a·x` (NEON).
-pub fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
+pub(super) fn axpy_f32(a: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
     let mut k = 0;
     // SAFETY: accesses below `n`.
