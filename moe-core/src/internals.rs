@@ -1,6 +1,7 @@
 //! Not part of the supported API: what the benchmarks, examples and white-box tests of this
 //! repository reach into (kernel levels, raw caches and forwards, checkpoint tensors). Hidden from
-//! the docs and free to change in any release.
+//! the docs and free to change in any release. Unlike the supported API, these functions trust their
+//! arguments: the kernels, for instance, panic on inconsistent shapes.
 
 use crate::attention::Attention;
 use crate::cache::LayerCache;

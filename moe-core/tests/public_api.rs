@@ -40,8 +40,10 @@ fn model_load_and_load_with() {
 #[test]
 fn model_set_compute() {
     let mut m = Model::load(own_fixtures().join("mixtral")).unwrap();
-    let e = m.set_compute(ComputeOptions::new(Some(0), Precision::Bf16));
-    assert!(matches!(e, Err(Error::InvalidArgument(_))));
+    for bad in [0, 1 << 20, usize::MAX] {
+        let e = m.set_compute(ComputeOptions::new(Some(bad), Precision::Bf16));
+        assert!(matches!(e, Err(Error::InvalidArgument(_))), "{bad}");
+    }
     // A failed call keeps the model usable.
     m.set_compute(ComputeOptions::new(Some(1), Precision::F32))
         .unwrap();
@@ -329,4 +331,28 @@ fn raw_forward_checks_its_preconditions() {
     assert_eq!(own.len() + foreign.len(), 0);
     assert_eq!(run(&[1, 2], 0, &mut own).unwrap().len(), v as usize);
     assert_eq!(own.len(), 2);
+}
+
+#[test]
+fn copied_weights_give_the_mapped_logits_and_survive_the_file_changing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = own_fixtures().join("qwen3_moe");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
+    }
+    let mapped = Arc::new(Model::load(tmp.path()).unwrap());
+    let copied = Arc::new(
+        Model::load_with(tmp.path(), LoadOptions::default().with_copied_weights(true)).unwrap(),
+    );
+    let run = |m: &Arc<Model>| {
+        let mut s = Session::new(m.clone(), &SessionParams::default()).unwrap();
+        s.prefill(&[1, 2, 3, 4], LogitsMode::All).unwrap()
+    };
+    let want = run(&mapped);
+    drop(mapped);
+    assert_eq!(run(&copied), want);
+    // The copy does not depend on the file any more: truncate it and compute again.
+    std::fs::write(tmp.path().join("model.safetensors"), b"").unwrap();
+    assert_eq!(run(&copied), want);
 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
 #[cfg(feature = "text")]
 use crate::text::Tokenizer;
-use crate::weights::{Checkpoint, WeightSource};
+use crate::weights::{Checkpoint, Residence, WeightSource};
 
 /// Observer of the residual stream: `(layer, x[T, H])`.
 pub(crate) type LayerHook<'a> = &'a mut dyn FnMut(usize, &[f32]);
@@ -42,6 +42,11 @@ pub struct LoadOptions<'a> {
     /// Threads and precision of the model's products (see [`Model::set_compute`]); `None` keeps
     /// rayon's global pool at f32 precision.
     pub compute: Option<ComputeOptions>,
+    /// Read the safetensors files into memory instead of mapping them. A mapped file that is
+    /// truncated or rewritten while the model lives makes the process fault (SIGBUS) on the next
+    /// access; a copy is immune to that, for files on network or otherwise unreliable storage, at
+    /// the cost of their size in RAM and one read at load.
+    pub copy_weights: bool,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -51,12 +56,21 @@ impl<'a> LoadOptions<'a> {
         self
     }
 
+    /// These options reading the weights into memory (`true`) instead of mapping them.
+    pub fn with_copied_weights(mut self, copy: bool) -> Self {
+        self.copy_weights = copy;
+        self
+    }
+
     /// These options with the model's threads and precision set at load.
     pub fn with_compute(mut self, compute: ComputeOptions) -> Self {
         self.compute = Some(compute);
         self
     }
 }
+
+/// Most worker threads a model's pool may have (a guard against a mistyped count spawning millions).
+const MAX_THREADS: usize = 1024;
 
 /// Source of [`Model`] identities, so a cache can tell which model built it.
 static NEXT_MODEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -84,7 +98,9 @@ pub struct Model {
 impl Model {
     /// Loads `config.json` and the safetensors of `dir`.
     ///
-    /// The files are memory-mapped: they must not be modified or truncated while the model lives.
+    /// The files are memory-mapped: they must not be modified or truncated while the model lives
+    /// (the process would fault with SIGBUS on the next access to a vanished page). For files that
+    /// may change, load with [`LoadOptions::with_copied_weights`].
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         Self::load_with(dir, LoadOptions::default())
     }
@@ -95,7 +111,12 @@ impl Model {
             return Err(crate::Error::NotFound(dir.to_path_buf()));
         }
         let config = ModelConfig::load(dir)?;
-        let checkpoint = Arc::new(Checkpoint::open(dir)?);
+        let residence = if opts.copy_weights {
+            Residence::Copied
+        } else {
+            Residence::Mapped
+        };
+        let checkpoint = Arc::new(Checkpoint::open_with(dir, residence)?);
         let root = WeightSource::new(checkpoint.clone()).with_fp8_block(config.fp8_block);
         let root = if config.weight_prefix.is_empty() {
             root
@@ -146,8 +167,14 @@ impl Model {
     /// `None`), with activations meeting bf16 weights at `compute.precision` in prefill products.
     /// Without a call the model uses rayon's global pool at [`Precision::F32`](crate::Precision).
     pub fn set_compute(&mut self, compute: ComputeOptions) -> Result<()> {
-        if compute.threads == Some(0) {
-            return Err(Error::InvalidArgument("threads must be at least 1".into()));
+        match compute.threads {
+            Some(0) => return Err(Error::InvalidArgument("threads must be at least 1".into())),
+            Some(n) if n > MAX_THREADS => {
+                return Err(Error::InvalidArgument(format!(
+                    "threads must be at most {MAX_THREADS}, got {n}"
+                )))
+            }
+            _ => {}
         }
         let pool = crate::kernels::build_pool(compute.threads, compute.precision)
             .map_err(|e| Error::InvalidArgument(format!("thread pool: {e}")))?;

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::tensor::Storage;
 use super::{DType, Tensor};
 use crate::error::{Error, Result};
 
@@ -28,9 +29,24 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
+/// How shard bytes are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Residence {
+    /// Memory-mapped: zero-copy, but the files must not change while the model lives (SIGBUS).
+    #[default]
+    Mapped,
+    /// Read into memory once: immune to the files changing, costs their size in RAM and a read.
+    Copied,
+}
+
 impl Checkpoint {
     /// Maps the safetensors files of `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, Residence::Mapped)
+    }
+
+    /// Opens the safetensors files of `dir`, mapped or copied.
+    pub(crate) fn open_with(dir: &Path, residence: Residence) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::NotFound(dir.to_path_buf()));
         }
@@ -47,9 +63,9 @@ impl Checkpoint {
         let mut mapped_bytes = 0;
         for (file, expected) in shard_files {
             let path = dir.join(&file);
-            let map = map_file(&path)?;
-            mapped_bytes += map.len();
-            let found = read_shard(&path, &map)?;
+            let shard = open_shard(&path, residence)?;
+            mapped_bytes += shard.bytes().len();
+            let found = read_shard(&path, &shard)?;
             if let Some(expected) = expected {
                 for name in &expected {
                     if !found.iter().any(|t| t.name() == name) {
@@ -91,7 +107,7 @@ impl Checkpoint {
         self.tensors.keys().map(String::as_str)
     }
 
-    /// Total size of the mapped files in bytes.
+    /// Total size of the mapped (or copied) files in bytes.
     pub fn mapped_bytes(&self) -> usize {
         self.mapped_bytes
     }
@@ -99,8 +115,8 @@ impl Checkpoint {
 
 /// Maps one safetensors file and returns its tensors (reference files in tests and tools).
 pub fn read_safetensors_file(path: &Path) -> Result<Vec<Tensor>> {
-    let map = map_file(path)?;
-    read_shard(path, &map)
+    let shard = open_shard(path, Residence::Mapped)?;
+    read_shard(path, &shard)
 }
 
 /// Shard file names from the index, each with the tensor names it must hold.
@@ -134,8 +150,8 @@ fn shards_from_index(path: &Path) -> Result<Vec<(String, Option<Vec<String>>)>> 
     Ok(shards)
 }
 
-fn map_file(path: &Path) -> Result<Arc<memmap2::Mmap>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+fn open_shard(path: &Path, residence: Residence) -> Result<Storage> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len < 8 {
         return Err(Error::format(
@@ -143,19 +159,38 @@ fn map_file(path: &Path) -> Result<Arc<memmap2::Mmap>> {
             format!("file is {len} bytes, shorter than the 8-byte header length"),
         ));
     }
-    // SAFETY: the map is read-only and lives as long as the tensors that borrow from it (they hold
-    // an Arc). Like every mmap-based loader we assume the file is not truncated or rewritten while the
-    // model is loaded; that is documented on `Model::load`.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    Ok(Arc::new(map))
+    match residence {
+        Residence::Mapped => {
+            // SAFETY: the map is read-only and lives as long as the tensors that borrow from it
+            // (they hold an Arc). Like every mmap-based loader we assume the file is not truncated or
+            // rewritten while the model is loaded; that is documented on `Model::load`, with the
+            // copying load as the alternative.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            Ok(Storage::Mapped(Arc::new(map)))
+        }
+        Residence::Copied => {
+            let len = usize::try_from(len)
+                .map_err(|_| Error::format(path, format!("file of {len} bytes is too large")))?;
+            // u64 words keep every tensor's start as aligned as the file allows.
+            let mut words: Vec<u64> = Vec::new();
+            words.try_reserve_exact(len.div_ceil(8)).map_err(|_| {
+                Error::format(path, format!("cannot allocate {len} bytes to copy it"))
+            })?;
+            words.resize(len.div_ceil(8), 0);
+            let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len];
+            std::io::Read::read_exact(&mut file, bytes).map_err(|e| Error::io(path, e))?;
+            Ok(Storage::Heap(Arc::new(words), len))
+        }
+    }
 }
 
 /// Parses and validates the header of one shard (header length, JSON, offsets inside the file and
 /// not overlapping, sizes consistent with shapes), returning a view per tensor.
-fn read_shard(path: &Path, map: &Arc<memmap2::Mmap>) -> Result<Vec<Tensor>> {
-    let st = safetensors::SafeTensors::deserialize(map)
+fn read_shard(path: &Path, shard: &Storage) -> Result<Vec<Tensor>> {
+    let bytes = shard.bytes();
+    let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| Error::format(path, describe_safetensors_error(&e)))?;
-    let base = map.as_ptr() as usize;
+    let base = bytes.as_ptr() as usize;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         let data = view.data();
@@ -165,7 +200,7 @@ fn read_shard(path: &Path, map: &Arc<memmap2::Mmap>) -> Result<Vec<Tensor>> {
             &name,
             dtype,
             view.shape().to_vec(),
-            map,
+            shard,
             start..start + data.len(),
         ));
     }

@@ -6,6 +6,7 @@ mod source;
 mod tensor;
 
 pub use checkpoint::Checkpoint;
+pub(crate) use checkpoint::Residence;
 pub use dtype::DType;
 pub(crate) use source::WeightSource;
 pub use tensor::Tensor;

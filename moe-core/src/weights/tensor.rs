@@ -7,19 +7,20 @@ use super::DType;
 use crate::error::{Error, Result};
 use crate::kernels::FloatData;
 
-/// Backing bytes of a tensor: the shard's memory map, or an aligned heap copy when the
-/// file placed the tensor at an offset its dtype cannot be read from in place.
+/// Backing bytes of a tensor: the shard's memory map, or heap words (a copied shard, or an aligned
+/// copy of one tensor the file placed at an offset its dtype cannot be read from in place) holding
+/// `len` bytes.
 #[derive(Clone)]
 pub(crate) enum Storage {
     Mapped(Arc<memmap2::Mmap>),
-    Heap(Arc<Vec<u64>>),
+    Heap(Arc<Vec<u64>>, usize),
 }
 
 impl Storage {
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mapped(m) => m,
-            Storage::Heap(v) => bytemuck::cast_slice(v.as_slice()),
+            Storage::Heap(v, len) => &bytemuck::cast_slice(v.as_slice())[..*len],
         }
     }
 }
@@ -50,17 +51,18 @@ impl Tensor {
         name: &str,
         dtype: DType,
         shape: Vec<usize>,
-        map: &Arc<memmap2::Mmap>,
+        shard: &Storage,
         range: Range<usize>,
     ) -> Self {
-        let aligned = (map.as_ptr() as usize + range.start).is_multiple_of(dtype.size());
+        let bytes = shard.bytes();
+        let aligned = (bytes.as_ptr() as usize + range.start).is_multiple_of(dtype.size());
         let (storage, range) = if aligned {
-            (Storage::Mapped(map.clone()), range)
+            (shard.clone(), range)
         } else {
             let len = range.len();
             let mut heap = vec![0u64; len.div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut heap)[..len].copy_from_slice(&map[range]);
-            (Storage::Heap(Arc::new(heap)), 0..len)
+            bytemuck::cast_slice_mut::<u64, u8>(&mut heap)[..len].copy_from_slice(&bytes[range]);
+            (Storage::Heap(Arc::new(heap), len), 0..len)
         };
         Tensor {
             name: name.into(),
@@ -82,7 +84,7 @@ impl Tensor {
             name: name.into(),
             dtype: DType::F32,
             shape,
-            storage: Storage::Heap(Arc::new(heap)),
+            storage: Storage::Heap(Arc::new(heap), len),
             range: 0..len,
         }
     }
