@@ -278,6 +278,13 @@ typedef struct moe_model_params {
    * 0 (the default) uses one shared pool with a thread per core.
    */
   uint32_t threads;
+  /**
+   * Read the safetensors files into memory instead of mapping them (default false). A mapped file
+   * that is truncated or rewritten while the model lives crashes the process with SIGBUS on the
+   * next access; a copy is immune, for files on unreliable storage, at the cost of their size in
+   * RAM.
+   */
+  bool copy_weights;
 } moe_model_params;
 
 /**
@@ -299,6 +306,24 @@ typedef struct moe_session_params {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * A message describing the last failed call on the calling thread; an empty string when no call
+ * on this thread has failed yet. Successful calls leave it unchanged.
+ *
+ * Ownership: the string belongs to the library and stays valid until the next failing call on the
+ * same thread (or the thread's exit); copy it to keep it. Never NULL. Thread-safety: each thread has
+ * its own message.
+ */
+const char *moe_last_error(void);
+
+/**
+ * A short, static, English description of `status` (never NULL; "unknown status" for values this
+ * version does not define).
+ *
+ * Ownership: the string is static; do not free it. Thread-safety: may be called from any thread.
+ */
+const char *moe_status_str(moe_status status);
 
 /**
  * Generation defaults that do not depend on a model: 128 tokens, greedy, stop at end-of-sequence,
@@ -371,16 +396,6 @@ moe_status moe_session_generate_chat(struct moe_session *session,
                                      size_t *n_generated);
 
 /**
- * A message describing the last failed call on the calling thread; an empty string when no call
- * on this thread has failed yet. Successful calls leave it unchanged.
- *
- * Ownership: the string belongs to the library and stays valid until the next failing call on the
- * same thread (or the thread's exit); copy it to keep it. Never NULL. Thread-safety: each thread has
- * its own message.
- */
-const char *moe_last_error(void);
-
-/**
  * The default model parameters: no progress callback.
  *
  * Thread-safety: may be called from any thread.
@@ -395,8 +410,8 @@ struct moe_model_params moe_model_default_params(void);
  * says why (e.g. `MOE_ERR_NOT_FOUND`, `MOE_ERR_UNSUPPORTED_ARCHITECTURE`).
  *
  * The safetensors files are memory-mapped: they must not be modified or truncated while the model
- * (or any session made from it) lives. Thread-safety: may be called from any thread; loads on
- * different threads are independent.
+ * (or any session made from it) lives, unless `params->copy_weights` reads them into memory
+ * instead. Thread-safety: may be called from any thread; loads on different threads are independent.
  *
  * # Safety
  * `path` must be NULL or a NUL-terminated string; `params` NULL or a valid `moe_model_params`;
@@ -686,14 +701,6 @@ size_t moe_session_kv_cache_bytes(const struct moe_session *session);
 moe_status moe_session_tokens(const struct moe_session *session,
                               const uint32_t **tokens,
                               size_t *n_tokens);
-
-/**
- * A short, static, English description of `status` (never NULL; "unknown status" for values this
- * version does not define).
- *
- * Ownership: the string is static; do not free it. Thread-safety: may be called from any thread.
- */
-const char *moe_status_str(moe_status status);
 
 /**
  * Whether the model directory has a tokenizer (tokenizer.json), which the text functions need.

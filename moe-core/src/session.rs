@@ -53,6 +53,17 @@ impl Session {
                 "max_context must be at least 1".into(),
             ));
         }
+        // The caches grow with the context; a context whose caches could not even be addressed is
+        // refused here rather than failing an allocation later.
+        let per_token = model.kv_cache_bytes_per_token();
+        if max_context
+            .checked_mul(per_token)
+            .is_none_or(|b| b > isize::MAX as usize)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "max_context {max_context} at {per_token} cache bytes per token exceeds the address space"
+            )));
+        }
         Ok(Session {
             cache: model.new_cache(),
             model,

@@ -356,3 +356,28 @@ fn copied_weights_give_the_mapped_logits_and_survive_the_file_changing() {
     std::fs::write(tmp.path().join("model.safetensors"), b"").unwrap();
     assert_eq!(run(&copied), want);
 }
+
+#[test]
+fn session_max_context_beyond_the_address_space_is_refused() {
+    let m = mixtral();
+    let per_token = m.kv_cache_bytes_per_token();
+    // Mixtral fixture: 3 layers of K and V rows [num_kv_heads·head_dim] in f32.
+    let cfg = m.config();
+    let moe_core::config::AttentionConfig::Gqa(g) = &cfg.attention else {
+        panic!("mixtral is GQA")
+    };
+    assert_eq!(
+        per_token,
+        cfg.num_layers * 2 * g.num_kv_heads * g.head_dim * 4
+    );
+    for huge in [usize::MAX, usize::MAX / per_token + 1] {
+        let e = Session::new(
+            m.clone(),
+            &SessionParams::default().with_max_context(Some(huge)),
+        );
+        assert!(matches!(e, Err(Error::InvalidArgument(_))), "{huge}");
+    }
+    // A long but addressable context is fine: caches grow only as tokens arrive.
+    let s = Session::new(m, &SessionParams::default().with_max_context(Some(1 << 30))).unwrap();
+    assert_eq!(s.kv_cache_bytes(), 0);
+}

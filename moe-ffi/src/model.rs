@@ -55,6 +55,11 @@ pub struct moe_model_params {
     /// Worker threads for this model's products (prefill and decode split rows across them);
     /// 0 (the default) uses one shared pool with a thread per core.
     pub threads: u32,
+    /// Read the safetensors files into memory instead of mapping them (default false). A mapped file
+    /// that is truncated or rewritten while the model lives crashes the process with SIGBUS on the
+    /// next access; a copy is immune, for files on unreliable storage, at the cost of their size in
+    /// RAM.
+    pub copy_weights: bool,
 }
 
 /// The default model parameters: no progress callback.
@@ -69,6 +74,7 @@ const DEFAULT_PARAMS: moe_model_params = moe_model_params {
     progress: None,
     progress_user_data: std::ptr::null_mut(),
     threads: 0,
+    copy_weights: false,
 };
 
 /// Loads the checkpoint directory `path` (config.json and safetensors, sharded or not).
@@ -78,8 +84,8 @@ const DEFAULT_PARAMS: moe_model_params = moe_model_params {
 /// says why (e.g. `MOE_ERR_NOT_FOUND`, `MOE_ERR_UNSUPPORTED_ARCHITECTURE`).
 ///
 /// The safetensors files are memory-mapped: they must not be modified or truncated while the model
-/// (or any session made from it) lives. Thread-safety: may be called from any thread; loads on
-/// different threads are independent.
+/// (or any session made from it) lives, unless `params->copy_weights` reads them into memory
+/// instead. Thread-safety: may be called from any thread; loads on different threads are independent.
 ///
 /// # Safety
 /// `path` must be NULL or a NUL-terminated string; `params` NULL or a valid `moe_model_params`;
@@ -106,7 +112,7 @@ pub unsafe extern "C" fn moe_model_load(
                     unsafe { f(done, total, params.progress_user_data) }
                 }
             };
-            let mut opts = LoadOptions::default();
+            let mut opts = LoadOptions::default().with_copied_weights(params.copy_weights);
             opts.progress = params
                 .progress
                 .is_some()

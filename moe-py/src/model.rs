@@ -27,14 +27,17 @@ impl PyModel {
     /// DeepSeek-sparse-attention layers attend densely). `progress(done, total)` is called after each
     /// layer is loaded. `threads` runs the model's products on a dedicated pool of that many workers
     /// (default: the shared pool over all cores); `precision="bf16"` rounds activations to bf16 in
-    /// prefill products with bf16 weights (faster, ~3 significant digits; default `"f32"`). Raises
+    /// prefill products with bf16 weights (faster, ~3 significant digits; default `"f32"`).
+    /// `copy_weights=True` reads the safetensors files into memory instead of mapping them (a mapped
+    /// file that changes while the model lives crashes the process with SIGBUS). Raises
     /// `FileNotFoundError` (`moe.NotFoundError`) for a missing path and a `moe.MoeError` subclass for
     /// a checkpoint that cannot be used.
     #[new]
     #[pyo3(signature = (
         path, *, max_context = None, sparse = true, progress = None, threads = None,
-        precision = "f32"
+        precision = "f32", copy_weights = false
     ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -43,6 +46,7 @@ impl PyModel {
         progress: Option<Py<PyAny>>,
         threads: Option<i64>,
         precision: &str,
+        copy_weights: bool,
     ) -> PyResult<Self> {
         let mut defaults = SessionParams::default();
         defaults.max_context = args::max_context(max_context)?;
@@ -70,7 +74,7 @@ impl PyModel {
             .then(|| ComputeOptions::new(threads, precision));
         let loaded = py.detach(|| match &progress {
             None => {
-                let mut opts = LoadOptions::default();
+                let mut opts = LoadOptions::default().with_copied_weights(copy_weights);
                 opts.compute = compute;
                 Model::load_with(&path, opts)
             }
@@ -84,7 +88,7 @@ impl PyModel {
                         });
                     }
                 };
-                let mut opts = LoadOptions::default();
+                let mut opts = LoadOptions::default().with_copied_weights(copy_weights);
                 opts.progress = Some(&mut report);
                 opts.compute = compute;
                 Model::load_with(&path, opts)

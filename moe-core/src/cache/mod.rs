@@ -38,6 +38,21 @@ pub(crate) enum LayerCache {
     },
 }
 
+impl LayerCache {
+    /// Bytes one more position adds to this layer's cache (before any window eviction).
+    pub(crate) fn bytes_per_position(&self) -> usize {
+        let f32s = match self {
+            LayerCache::Gqa(c) => c.k.width() + c.v.width(),
+            LayerCache::Mla { mla, indexer } => {
+                mla.latent.width()
+                    + mla.k_pe.width()
+                    + indexer.as_ref().map_or(0, |i| i.keys.width())
+            }
+        };
+        f32s * std::mem::size_of::<f32>()
+    }
+}
+
 impl KvCache for LayerCache {
     fn len(&self) -> usize {
         match self {

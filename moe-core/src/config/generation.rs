@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::raw::Raw;
 use crate::error::{Error, Result};
 use crate::sampler::SamplerParams;
 
@@ -31,32 +32,25 @@ impl GenerationConfig {
             path: path.clone(),
             message: format!("not valid JSON: {e}"),
         })?;
-        let num = |k: &str| v.get(k).and_then(|x| x.as_f64());
-        let eos = match v.get("eos_token_id") {
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_u64())
-                .map(|x| x as u32)
-                .collect(),
-            Some(x) => x.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-            None => vec![],
-        };
+        let map = v.as_object().ok_or_else(|| Error::Config {
+            path: path.clone(),
+            message: "top level is not a JSON object".into(),
+        })?;
+        let raw = Raw { map, path: &path };
+        let num = |k: &str| -> Result<Option<f32>> { Ok(raw.opt_f64(k)?.map(|x| x as f32)) };
         Ok(GenerationConfig {
-            eos_token_ids: eos,
-            bos_token_id: v
-                .get("bos_token_id")
-                .and_then(|x| x.as_u64())
-                .map(|x| x as u32),
-            do_sample: v.get("do_sample").and_then(|x| x.as_bool()),
-            temperature: num("temperature").map(|x| x as f32),
-            top_k: v.get("top_k").and_then(|x| x.as_u64()).map(|x| x as usize),
-            top_p: num("top_p").map(|x| x as f32),
-            min_p: num("min_p").map(|x| x as f32),
-            repetition_penalty: num("repetition_penalty").map(|x| x as f32),
-            max_new_tokens: v
-                .get("max_new_tokens")
-                .and_then(|x| x.as_u64())
-                .map(|x| x as usize),
+            eos_token_ids: raw.token_ids("eos_token_id")?,
+            bos_token_id: raw.opt_token_id("bos_token_id")?,
+            do_sample: match raw.map.get("do_sample") {
+                Some(serde_json::Value::Bool(b)) => Some(*b),
+                _ => None,
+            },
+            temperature: num("temperature")?,
+            top_k: raw.opt_usize("top_k")?,
+            top_p: num("top_p")?,
+            min_p: num("min_p")?,
+            repetition_penalty: num("repetition_penalty")?,
+            max_new_tokens: raw.opt_usize("max_new_tokens")?,
         })
     }
 

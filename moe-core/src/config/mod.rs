@@ -312,7 +312,7 @@ impl ModelConfig {
             intermediate_size: raw
                 .usize_or(spec.dense_intermediate.0, spec.dense_intermediate.1)?,
             moe: None,
-            bos_token_id: raw.opt_usize("bos_token_id")?.map(|b| b as u32),
+            bos_token_id: raw.opt_token_id("bos_token_id")?,
             eos_token_ids: raw.token_ids("eos_token_id")?,
             fp8_block: (128, 128),
             raw: serde_json::Value::Null,

@@ -4,6 +4,43 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// Longest list a config may give (per-layer lists, token-id lists).
+const MAX_LIST_LEN: usize = 1 << 20;
+
+/// The largest value a size key may take. Every integer read from config.json is bounded before it
+/// sizes anything, so a hostile file gets a typed error naming the key instead of an allocation
+/// failure (which aborts the host process) or an arithmetic overflow. The limits are far above any
+/// published model (DeepSeek V3: 61 layers, 7168 hidden, 256 experts; vocabularies below 2^18).
+pub(crate) fn limit_of(key: &str) -> usize {
+    match key {
+        "num_hidden_layers" => 1 << 12,
+        "vocab_size" => 1 << 24,
+        "num_attention_heads" | "num_key_value_heads" | "index_n_heads" => 1 << 16,
+        "num_experts"
+        | "num_local_experts"
+        | "n_routed_experts"
+        | "num_experts_per_tok"
+        | "n_group"
+        | "topk_group" => 1 << 16,
+        "n_shared_experts" => 1 << 10,
+        "hidden_size"
+        | "intermediate_size"
+        | "moe_intermediate_size"
+        | "intermediate_size_mlp"
+        | "shared_expert_intermediate_size"
+        | "head_dim"
+        | "rotary_dim"
+        | "q_lora_rank"
+        | "kv_lora_rank"
+        | "qk_nope_head_dim"
+        | "qk_rope_head_dim"
+        | "v_head_dim"
+        | "index_head_dim" => 1 << 20,
+        // Layer indices, strides and every other integer (positions, windows, ids): 2^40.
+        _ => 1 << 40,
+    }
+}
+
 /// A JSON object from config.json with typed getters.
 #[derive(Clone, Copy)]
 pub(crate) struct Raw<'a> {
@@ -23,13 +60,23 @@ impl<'a> Raw<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
+    /// A non-negative integer, at most the key's limit (see [`limit_of`]).
     pub(crate) fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.present(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|x| Some(x as usize))
-                .ok_or_else(|| self.bad(key, "a non-negative integer")),
+            Some(v) => {
+                let x = v
+                    .as_u64()
+                    .ok_or_else(|| self.bad(key, "a non-negative integer"))?;
+                let limit = limit_of(key);
+                match usize::try_from(x) {
+                    Ok(x) if x <= limit => Ok(Some(x)),
+                    _ => Err(Error::Config {
+                        path: self.path.to_path_buf(),
+                        message: format!("key {key:?} = {x} exceeds the limit of {limit}"),
+                    }),
+                }
+            }
         }
     }
 
@@ -114,10 +161,13 @@ impl<'a> Raw<'a> {
                 let arr = v
                     .as_array()
                     .ok_or_else(|| self.bad(key, "a list of integers"))?;
+                if arr.len() > MAX_LIST_LEN {
+                    return Err(self.bad(key, "a list of at most 2^20 integers"));
+                }
                 arr.iter()
                     .map(|x| {
                         x.as_u64()
-                            .map(|u| u as usize)
+                            .and_then(|u| usize::try_from(u).ok())
                             .ok_or_else(|| self.bad(key, "a list of integers"))
                     })
                     .collect::<Result<Vec<_>>>()
@@ -126,22 +176,35 @@ impl<'a> Raw<'a> {
         }
     }
 
+    /// One token id (`bos_token_id`), below 2^32.
+    pub(crate) fn opt_token_id(&self, key: &str) -> Result<Option<u32>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|u| u32::try_from(u).ok())
+                .map(Some)
+                .ok_or_else(|| self.bad(key, "a token id below 2^32")),
+        }
+    }
+
     /// Token ids given as one integer or a list (`eos_token_id`).
     pub(crate) fn token_ids(&self, key: &str) -> Result<Vec<u32>> {
         match self.present(key) {
             None => Ok(vec![]),
-            Some(Value::Array(a)) => a
+            Some(Value::Array(a)) if a.len() <= MAX_LIST_LEN => a
                 .iter()
                 .map(|x| {
                     x.as_u64()
-                        .map(|u| u as u32)
-                        .ok_or_else(|| self.bad(key, "token ids"))
+                        .and_then(|u| u32::try_from(u).ok())
+                        .ok_or_else(|| self.bad(key, "token ids below 2^32"))
                 })
                 .collect(),
             Some(v) => v
                 .as_u64()
-                .map(|u| vec![u as u32])
-                .ok_or_else(|| self.bad(key, "a token id or a list of them")),
+                .and_then(|u| u32::try_from(u).ok())
+                .map(|u| vec![u])
+                .ok_or_else(|| self.bad(key, "a token id below 2^32 or a list of them")),
         }
     }
 }

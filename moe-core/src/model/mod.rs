@@ -10,7 +10,7 @@ pub(crate) use block::Block;
 pub use compute::ComputeOptions;
 
 use crate::attention::{Selection, SparseMode};
-use crate::cache::{KvCache, ModelCache};
+use crate::cache::{KvCache, LayerCache, ModelCache};
 use crate::config::{GenerationConfig, ModelConfig};
 use crate::error::{Error, Result};
 use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
@@ -245,6 +245,17 @@ impl Model {
     /// Bytes of the mapped checkpoint files.
     pub fn checkpoint_bytes(&self) -> usize {
         self.checkpoint.mapped_bytes()
+    }
+
+    /// Bytes the caches of a session grow by per token: every layer's K/V (GQA), latent and rope
+    /// key (MLA) and indexer key (DSA). Sliding-window and chunked layers stop growing at their
+    /// window, so this is the per-token cost until then.
+    pub fn kv_cache_bytes_per_token(&self) -> usize {
+        self.new_cache()
+            .layers
+            .iter()
+            .map(LayerCache::bytes_per_position)
+            .sum()
     }
 
     /// Weight bytes one decoded token streams: every non-expert matrix (attention, routers, shared

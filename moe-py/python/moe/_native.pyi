@@ -34,6 +34,7 @@ class Model:
         progress: Callable[[int, int], object] | None = None,
         threads: int | None = None,
         precision: Literal["f32", "bf16"] = "f32",
+        copy_weights: bool = False,
     ) -> Model: ...
     @property
     def path(self) -> Path: ...
