@@ -135,6 +135,36 @@ typedef uint32_t moe_status;
 #endif // __cplusplus
 
 /**
+ * Why the last `moe_session_generate*` call on a session ended (see `moe_session_finish_reason`).
+ */
+typedef enum moe_finish_reason {
+  /**
+   * No generation has ended on this session yet, or the last one failed with an error.
+   */
+  MOE_FINISH_NONE = 0,
+  /**
+   * A stop token was generated (the model's end-of-sequence ids or `stop_tokens`).
+   */
+  MOE_FINISH_EOS = 1,
+  /**
+   * A stop string appeared; the text up to it was delivered, the string itself not.
+   */
+  MOE_FINISH_STOP = 2,
+  /**
+   * `max_new_tokens` tokens were generated.
+   */
+  MOE_FINISH_LENGTH = 3,
+  /**
+   * The session's context is full: no room for another token.
+   */
+  MOE_FINISH_CONTEXT = 4,
+  /**
+   * The piece callback returned false.
+   */
+  MOE_FINISH_CANCELLED = 5,
+} moe_finish_reason;
+
+/**
  * A loaded model (opaque). Immutable once loaded: every function taking a `const moe_model *` may be
  * called from several threads at the same time. Sessions keep the weights alive, so the handle may
  * be freed while sessions made from it are still in use.
@@ -220,7 +250,9 @@ typedef struct moe_generate_params {
    */
   bool stop_at_eos;
   /**
-   * Tokenize the prompt with the tokenizer's special tokens (e.g. BOS). Default true.
+   * Tokenize a text prompt with the tokenizer's special tokens (e.g. BOS). Default true. Chat
+   * prompts are encoded as the template renders them, without added special tokens (the template
+   * writes its own), as transformers' `apply_chat_template` does.
    */
   bool add_special_tokens;
   /**
@@ -285,6 +317,12 @@ typedef struct moe_model_params {
    * RAM.
    */
   bool copy_weights;
+  /**
+   * How activations meet bf16 weights in prefill products: `MOE_PRECISION_F32` (the default:
+   * exact, matches the reference) or `MOE_PRECISION_BF16` (activations rounded to bf16, faster,
+   * about three significant digits). Other values are `MOE_ERR_INVALID_ARGUMENT`.
+   */
+  moe_precision precision;
 } moe_model_params;
 
 /**
@@ -355,10 +393,13 @@ moe_status moe_model_default_generate_params(const struct moe_model *model,
  *
  * On success the session holds the prompt and the generated tokens (read them with
  * `moe_session_tokens`), and `*n_generated` (if not NULL) receives the number of tokens generated.
- * Errors found before generation starts (`MOE_ERR_NO_TOKENIZER`, `MOE_ERR_EMPTY_PROMPT`,
- * `MOE_ERR_CONTEXT_FULL`, invalid sampler parameters, ...) change nothing. An error during
- * generation (e.g. the context fills up) ends it: the pieces already delivered stay delivered and
- * the session keeps the tokens generated so far; `*n_generated` is not written.
+ * `moe_session_finish_reason` then says why generation ended: an end-of-sequence or stop token, a
+ * stop string, `max_new_tokens`, a full context (which ends generation, it is not an error), or the
+ * callback's refusal. Errors found before generation starts (`MOE_ERR_NO_TOKENIZER`,
+ * `MOE_ERR_EMPTY_PROMPT`, `MOE_ERR_CONTEXT_FULL` for a prompt longer than the room left, invalid
+ * sampler parameters, ...) change nothing. An error during generation ends it: the pieces already
+ * delivered stay delivered and the session keeps the tokens generated so far; `*n_generated` is not
+ * written.
  *
  * Ownership: all arguments stay the caller's; nothing is kept after the call. Thread-safety: one
  * thread at a time per session; sessions of one model may generate in parallel.
@@ -394,6 +435,22 @@ moe_status moe_session_generate_chat(struct moe_session *session,
                                      moe_piece_fn on_piece,
                                      void *user_data,
                                      size_t *n_generated);
+
+/**
+ * Why the last `moe_session_generate*` call on `session` ended: `*reason` receives the
+ * `moe_finish_reason` (`MOE_FINISH_NONE` before any generation, or when the last one failed), and
+ * `*stop_index` (if not NULL) the index in `stop_strings` of the stop string that matched, or
+ * `SIZE_MAX` for any other reason.
+ *
+ * Thread-safety: as for the session's other calls (one thread at a time).
+ *
+ * # Safety
+ * `session` must be NULL or a session handle not being freed during the call; `reason` NULL or
+ * valid for one write; `stop_index` NULL or valid for one write.
+ */
+moe_status moe_session_finish_reason(const struct moe_session *session,
+                                     enum moe_finish_reason *reason,
+                                     size_t *stop_index);
 
 /**
  * The default model parameters: no progress callback.

@@ -59,7 +59,9 @@ fn run() -> Result<(), String> {
         started.elapsed()
     );
 
-    let defaults = model.generation_config().sampler_defaults();
+    // The library's generation policy (generation_config.json, end-of-sequence ids), then the flags.
+    let policy = GenerateOptions::for_model(&model);
+    let defaults = policy.sampler.clone();
     let mut sampler = SamplerParams::default();
     sampler.temperature = args.parse_or("temperature", defaults.temperature)?;
     sampler.top_k = args.parse_or("top-k", defaults.top_k)?;
@@ -67,14 +69,14 @@ fn run() -> Result<(), String> {
     sampler.min_p = args.parse_or("min-p", defaults.min_p)?;
     sampler.repetition_penalty =
         args.parse_or("repetition-penalty", defaults.repetition_penalty)?;
-    sampler.seed = args.parse_or("seed", 0u64)?;
+    sampler.seed = args.parse_or("seed", defaults.seed)?;
     let max_new_tokens = args.parse_or(
         "max-tokens",
         model.generation_config().max_new_tokens.unwrap_or(64),
     )?;
     let generate = GenerateOptions::new(max_new_tokens)
         .with_sampler(sampler)
-        .with_stop_tokens(model.eos_token_ids());
+        .with_stop_tokens(policy.stop_tokens);
     let max_context = args
         .get("max-context")
         .map(|v| v.parse())
@@ -93,15 +95,13 @@ fn run() -> Result<(), String> {
         }
         (None, Some(tok)) => {
             let text = unescape(args.get("prompt").unwrap_or(DEFAULT_PROMPT));
-            let prompt = if args.flag("chat") {
+            let ids = if args.flag("chat") {
                 let msgs = [ChatMessage::new("user", text.clone())];
-                tok.apply_chat_template(&msgs, true)
-                    .map_err(|e| e.to_string())?
+                tok.encode_chat(&msgs, true).map_err(|e| e.to_string())?
             } else {
                 write!(out, "{text}").map_err(|e| e.to_string())?;
-                text
+                tok.encode(&text, true).map_err(|e| e.to_string())?
             };
-            let ids = tok.encode(&prompt, true).map_err(|e| e.to_string())?;
             let stops = args
                 .get("stop")
                 .map(|s| vec![unescape(s)])

@@ -45,7 +45,7 @@ pub mod internals;
 pub use attention::SparseMode;
 pub use config::{Family, GenerationConfig, ModelConfig};
 pub use error::{Error, Result};
-pub use generate::{GenerateOptions, Generator};
+pub use generate::{FinishReason, GenerateOptions, Generator, DEFAULT_MAX_NEW_TOKENS};
 #[cfg(feature = "text")]
 pub use generate::{TextGenerator, TextOptions};
 pub use kernels::Precision;

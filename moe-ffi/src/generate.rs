@@ -8,6 +8,7 @@ use moe_core::{GenerateOptions, Session, TextGenerator, TextOptions};
 
 use crate::args::{array_in, cstr_arg, out_ptr, text_arg, write_out};
 use crate::boundary::ffi_boundary;
+use crate::finish::{finish_of, moe_finish_reason};
 use crate::last_error::{status_of, FfiResult};
 use crate::model::{model_ref, moe_model};
 use crate::sampler::{moe_sampler_params, GREEDY};
@@ -47,7 +48,9 @@ pub struct moe_generate_params {
     pub n_stop_tokens: usize,
     /// Also stop at the model's end-of-sequence ids (`moe_model_eos_tokens`). Default true.
     pub stop_at_eos: bool,
-    /// Tokenize the prompt with the tokenizer's special tokens (e.g. BOS). Default true.
+    /// Tokenize a text prompt with the tokenizer's special tokens (e.g. BOS). Default true. Chat
+    /// prompts are encoded as the template renders them, without added special tokens (the template
+    /// writes its own), as transformers' `apply_chat_template` does.
     pub add_special_tokens: bool,
     /// Leave special tokens (e.g. end-of-sequence) out of the delivered text. Default true.
     pub skip_special_tokens: bool,
@@ -194,7 +197,7 @@ unsafe fn generate(
     on_piece: moe_piece_fn,
     user_data: *mut c_void,
 ) -> FfiResult<usize> {
-    let (mut generator, guard) = {
+    let (mut generator, guard, stop_strings) = {
         // SAFETY: forwarded caller promise; refuses a busy session.
         let h = unsafe { handle_mut(session) }?;
         let model = h.session.model().clone();
@@ -205,17 +208,22 @@ unsafe fn generate(
             .unwrap_or_else(|| moe_generate_default_params());
         // SAFETY: forwarded caller promise about the arrays in `p`.
         let opts = unsafe { text_options(&p, model.eos_token_ids()) }?;
-        let text = match prompt {
-            Prompt::Text(t) => t.to_string(),
-            Prompt::Chat(messages) => tok.apply_chat_template(&messages, true)?,
+        let stop_strings = opts.stop_strings.clone();
+        let ids = match prompt {
+            Prompt::Text(t) => tok.encode(t, p.add_special_tokens)?,
+            Prompt::Chat(messages) => tok.encode_chat(&messages, true)?,
         };
-        let ids = tok.encode(&text, p.add_special_tokens)?;
         check_prompt(&h.session, &ids)?;
         let stand_in = Session::new(model, &h.params)?;
         let owned = std::mem::replace(&mut h.session, stand_in);
         h.busy = true;
+        h.finish = (moe_finish_reason::MOE_FINISH_NONE, usize::MAX);
         let guard = BusyGuard(session);
-        (TextGenerator::new(owned, tok, &ids, opts)?, guard)
+        (
+            TextGenerator::new(owned, tok, &ids, opts)?,
+            guard,
+            stop_strings,
+        )
     };
     // No reference into the handle lives from here until the session is put back, so the callback's
     // calls on it (refused as busy) alias nothing.
@@ -238,9 +246,13 @@ unsafe fn generate(
         }
     }
     let produced = generator.produced();
+    let finish = finish_of(generator.finish_reason(), &stop_strings);
     // SAFETY: the session is still live (busy sessions cannot be freed) and no other reference to
     // it is held; putting the session back before the guard clears the busy mark.
-    unsafe { (*session).session = generator.into_session() };
+    unsafe {
+        (*session).finish = finish;
+        (*session).session = generator.into_session();
+    }
     drop(guard);
     result.map(|()| produced)
 }
@@ -272,10 +284,13 @@ unsafe fn write_optional(ptr: Option<*mut usize>, value: usize) {
 ///
 /// On success the session holds the prompt and the generated tokens (read them with
 /// `moe_session_tokens`), and `*n_generated` (if not NULL) receives the number of tokens generated.
-/// Errors found before generation starts (`MOE_ERR_NO_TOKENIZER`, `MOE_ERR_EMPTY_PROMPT`,
-/// `MOE_ERR_CONTEXT_FULL`, invalid sampler parameters, ...) change nothing. An error during
-/// generation (e.g. the context fills up) ends it: the pieces already delivered stay delivered and
-/// the session keeps the tokens generated so far; `*n_generated` is not written.
+/// `moe_session_finish_reason` then says why generation ended: an end-of-sequence or stop token, a
+/// stop string, `max_new_tokens`, a full context (which ends generation, it is not an error), or the
+/// callback's refusal. Errors found before generation starts (`MOE_ERR_NO_TOKENIZER`,
+/// `MOE_ERR_EMPTY_PROMPT`, `MOE_ERR_CONTEXT_FULL` for a prompt longer than the room left, invalid
+/// sampler parameters, ...) change nothing. An error during generation ends it: the pieces already
+/// delivered stay delivered and the session keeps the tokens generated so far; `*n_generated` is not
+/// written.
 ///
 /// Ownership: all arguments stay the caller's; nothing is kept after the call. Thread-safety: one
 /// thread at a time per session; sessions of one model may generate in parallel.
@@ -336,6 +351,39 @@ pub unsafe extern "C" fn moe_session_generate_chat(
             let n = unsafe { generate(session, Prompt::Chat(messages), params, on_piece, user_data) }?;
             // SAFETY: forwarded caller promise; checked by `optional_out`.
             unsafe { write_optional(n_out, n) };
+            Ok(())
+        })
+    }
+}
+
+/// Why the last `moe_session_generate*` call on `session` ended: `*reason` receives the
+/// `moe_finish_reason` (`MOE_FINISH_NONE` before any generation, or when the last one failed), and
+/// `*stop_index` (if not NULL) the index in `stop_strings` of the stop string that matched, or
+/// `SIZE_MAX` for any other reason.
+///
+/// Thread-safety: as for the session's other calls (one thread at a time).
+///
+/// # Safety
+/// `session` must be NULL or a session handle not being freed during the call; `reason` NULL or
+/// valid for one write; `stop_index` NULL or valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn moe_session_finish_reason(
+    session: *const moe_session,
+    reason: *mut moe_finish_reason,
+    stop_index: *mut usize,
+) -> moe_status {
+    ffi_boundary! {
+        status_of(|| {
+            let reason = out_ptr(reason, "reason")?;
+            let stop_out = optional_out(stop_index)?;
+            // SAFETY: forwarded caller promise; a shared read of a handle that is not generating.
+            let h = unsafe { crate::session::handle_ref(session) }?;
+            let (r, i) = h.finish;
+            // SAFETY: checked by `out_ptr` / `optional_out`; writable by the caller's promise.
+            unsafe {
+                write_out(reason, r);
+                write_optional(stop_out, i);
+            }
             Ok(())
         })
     }

@@ -60,6 +60,36 @@ pub struct moe_model_params {
     /// next access; a copy is immune, for files on unreliable storage, at the cost of their size in
     /// RAM.
     pub copy_weights: bool,
+    /// How activations meet bf16 weights in prefill products: `MOE_PRECISION_F32` (the default:
+    /// exact, matches the reference) or `MOE_PRECISION_BF16` (activations rounded to bf16, faster,
+    /// about three significant digits). Other values are `MOE_ERR_INVALID_ARGUMENT`.
+    pub precision: moe_precision_arg,
+}
+
+/// Values of `moe_model_params.precision`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum moe_precision {
+    /// f32 activations: products match the reference implementation (the default).
+    MOE_PRECISION_F32 = 0,
+    /// Activations rounded to bf16 in products with bf16 weights, as llama.cpp's BF16 path does.
+    MOE_PRECISION_BF16 = 1,
+}
+
+/// The raw integer a C caller stores in `moe_model_params.precision` (checked before use). Shown as
+/// `moe_precision` in the header.
+#[allow(non_camel_case_types)]
+pub type moe_precision_arg = u32;
+
+fn precision_of(raw: moe_precision_arg) -> FfiResult<Precision> {
+    match raw {
+        r if r == moe_precision::MOE_PRECISION_F32 as u32 => Ok(Precision::F32),
+        r if r == moe_precision::MOE_PRECISION_BF16 as u32 => Ok(Precision::Bf16),
+        other => Err(crate::last_error::FfiError::invalid(format!(
+            "precision {other} is neither MOE_PRECISION_F32 (0) nor MOE_PRECISION_BF16 (1)"
+        ))),
+    }
 }
 
 /// The default model parameters: no progress callback.
@@ -75,6 +105,7 @@ const DEFAULT_PARAMS: moe_model_params = moe_model_params {
     progress_user_data: std::ptr::null_mut(),
     threads: 0,
     copy_weights: false,
+    precision: moe_precision::MOE_PRECISION_F32 as moe_precision_arg,
 };
 
 /// Loads the checkpoint directory `path` (config.json and safetensors, sharded or not).
@@ -117,11 +148,10 @@ pub unsafe extern "C" fn moe_model_load(
                 .progress
                 .is_some()
                 .then_some(&mut report as &mut dyn FnMut(usize, usize));
-            if params.threads > 0 {
-                opts.compute = Some(ComputeOptions::new(
-                    Some(params.threads as usize),
-                    Precision::F32,
-                ));
+            let precision = precision_of(params.precision)?;
+            if params.threads > 0 || precision != Precision::F32 {
+                let threads = (params.threads > 0).then_some(params.threads as usize);
+                opts.compute = Some(ComputeOptions::new(threads, precision));
             }
             let model = Model::load_with(&dir, opts)?;
             let handle = handle::register(moe_model::new(model));

@@ -19,6 +19,8 @@ pub struct moe_session {
     pub(crate) params: SessionParams,
     /// True while `moe_session_generate*` runs; calls from its callback are refused.
     pub(crate) busy: bool,
+    /// Why the last generation ended, and the index of its stop string (`usize::MAX` if none).
+    pub(crate) finish: (crate::finish::moe_finish_reason, usize),
 }
 
 impl Handle for moe_session {
@@ -88,6 +90,7 @@ pub unsafe extern "C" fn moe_session_new(
                 session,
                 params,
                 busy: false,
+                finish: (crate::finish::moe_finish_reason::MOE_FINISH_NONE, usize::MAX),
             });
             // SAFETY: checked by `out_ptr`; written only on success.
             unsafe { write_out(out, handle) };
@@ -159,6 +162,17 @@ unsafe fn session_ref<'a>(session: *const moe_session) -> FfiResult<&'a Session>
     let h = unsafe { handle::get(session, "session") }?;
     not_busy(h)?;
     Ok(&h.session)
+}
+
+/// A live, idle session handle, for reading its fields.
+///
+/// # Safety
+/// `session` must not be freed or written by another thread during the borrow.
+pub(crate) unsafe fn handle_ref<'a>(session: *const moe_session) -> FfiResult<&'a moe_session> {
+    // SAFETY: the registry checks the handle; no concurrent writer (caller's promise).
+    let h = unsafe { handle::get(session, "session") }?;
+    not_busy(h)?;
+    Ok(h)
 }
 
 /// Which logits `logits_len` asks for when `n` tokens are fed.

@@ -106,12 +106,6 @@ pub(crate) fn max_context(v: Option<i64>) -> PyResult<Option<usize>> {
     }
 }
 
-/// A sampling seed: the given one, or a fresh random one.
-pub(crate) fn seed(v: Option<u64>) -> u64 {
-    use std::hash::BuildHasher;
-    v.unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u64))
-}
-
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()

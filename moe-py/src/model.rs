@@ -310,12 +310,9 @@ impl PyModel {
         let params = self.session_params(max_context, sparse)?;
         let messages = chat_messages(messages)?;
         let tokenizer = tokenizer_of(&self.inner).py_err(py)?;
-        // The template writes the special tokens itself, as transformers' apply_chat_template does.
+        // The library's chat-prompt policy (the template writes its own special tokens).
         let ids = py
-            .detach(|| {
-                let text = tokenizer.apply_chat_template(&messages, true)?;
-                tokenizer.encode(&text, false)
-            })
+            .detach(|| tokenizer.encode_chat(&messages, true))
             .py_err(py)?;
         PyTextStream::start(
             py,

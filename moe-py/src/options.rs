@@ -30,14 +30,12 @@ pub(crate) struct Resolved {
     pub stop_strings: Vec<String>,
 }
 
-/// Used when neither the call nor generation_config.json gives `max_new_tokens`.
-pub(crate) const DEFAULT_MAX_NEW_TOKENS: usize = 128;
-
 impl GenArgs<'_, '_> {
-    /// Resolves the arguments against `model`'s generation defaults and end-of-sequence ids.
+    /// Resolves the arguments over the library's generation policy for `model`
+    /// (`GenerateOptions::for_model`: generation_config.json, end-of-sequence ids, seed 0).
     pub(crate) fn resolve(&self, py: Python<'_>, model: &Model) -> PyResult<Resolved> {
-        let gc = model.generation_config();
-        let base = gc.sampler_defaults();
+        let policy = GenerateOptions::for_model(model);
+        let base = policy.sampler.clone();
         let top_k = match self.top_k {
             Some(k) => args::count("top_k", k)?,
             None => base.top_k,
@@ -48,10 +46,10 @@ impl GenArgs<'_, '_> {
             .with_top_p(self.top_p.unwrap_or(base.top_p))
             .with_min_p(self.min_p.unwrap_or(base.min_p))
             .with_repetition_penalty(self.repetition_penalty.unwrap_or(base.repetition_penalty))
-            .with_seed(args::seed(self.seed));
+            .with_seed(self.seed.unwrap_or(base.seed));
         let max_new_tokens = match self.max_new_tokens {
             Some(n) => args::count("max_new_tokens", n)?,
-            None => gc.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS),
+            None => policy.max_new_tokens,
         };
         let (mut stop_tokens, stop_strings) = stops(self.stop)?;
         let vocab = model.vocab_size();
@@ -59,7 +57,7 @@ impl GenArgs<'_, '_> {
             return Err(token_out_of_range(&bad.into_bound_py_any(py)?, Some(vocab)));
         }
         if !self.ignore_eos {
-            for eos in model.eos_token_ids() {
+            for eos in policy.stop_tokens {
                 if !stop_tokens.contains(&eos) {
                     stop_tokens.push(eos);
                 }

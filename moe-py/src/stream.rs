@@ -10,7 +10,8 @@ use crate::errors::PyResultExt;
 
 /// Yields generated token ids as they are produced; each step runs with the GIL released.
 ///
-/// Generation ends after `max_new_tokens`, after a stop token (which is yielded), or on `close()`.
+/// Generation ends after `max_new_tokens`, after a stop token (which is yielded), when the context is
+/// full, or on `close()`; `finish_reason` then says which.
 #[pyclass(module = "moe", name = "TokenStream", frozen)]
 pub struct PyTokenStream {
     inner: Mutex<Generator>,
@@ -57,6 +58,13 @@ impl PyTokenStream {
     /// Ends generation early; the iterator is then exhausted.
     fn close(&self, py: Python<'_>) {
         self.with(py, |g| g.stop());
+    }
+
+    /// Why generation ended: `"eos"`, `"stop"`, `"length"`, `"context"` or `"cancelled"`; `None`
+    /// while it goes on.
+    #[getter]
+    fn finish_reason(&self, py: Python<'_>) -> Option<&'static str> {
+        self.with(py, |g| g.finish_reason().map(|r| r.as_str()))
     }
 
     /// Number of tokens produced so far.

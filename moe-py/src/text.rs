@@ -183,7 +183,7 @@ pub(crate) fn chat_messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ChatMessage>
 /// with the GIL released.
 ///
 /// Generation ends after `max_new_tokens`, at an end-of-sequence or stop token, before a stop string
-/// (which is not yielded), or on `close()`.
+/// (which is not yielded), when the context is full, or on `close()`; `finish_reason` says which.
 #[pyclass(module = "moe", name = "TextStream", frozen)]
 pub struct PyTextStream {
     inner: Mutex<TextGenerator>,
@@ -243,6 +243,22 @@ impl PyTextStream {
     /// Ends generation early; the iterator is then exhausted.
     fn close(&self, py: Python<'_>) {
         self.with(py, |g| g.stop());
+    }
+
+    /// Why generation ended: `"eos"`, `"stop"`, `"length"`, `"context"` or `"cancelled"`; `None`
+    /// while it goes on.
+    #[getter]
+    fn finish_reason(&self, py: Python<'_>) -> Option<&'static str> {
+        self.with(py, |g| g.finish_reason().map(|r| r.as_str()))
+    }
+
+    /// The stop string that ended generation (`finish_reason == "stop"`), else `None`.
+    #[getter]
+    fn stop_string(&self, py: Python<'_>) -> Option<String> {
+        self.with(py, |g| match g.finish_reason() {
+            Some(moe_core::FinishReason::Stop { string }) => Some(string.clone()),
+            _ => None,
+        })
     }
 
     /// Number of tokens produced so far.

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use super::{GenerateOptions, Generator};
+use super::{FinishReason, GenerateOptions, Generator};
 use crate::error::Result;
+use crate::model::Model;
 use crate::session::Session;
 use crate::text::{StopMatcher, StreamDecoder, Tokenizer};
 
@@ -19,6 +20,16 @@ pub struct TextOptions {
 }
 
 impl TextOptions {
+    /// The text generation policy every binding uses: [`GenerateOptions::for_model`], no stop
+    /// strings, special tokens (such as the end-of-sequence token) left out of the text.
+    pub fn for_model(model: &Model) -> Self {
+        TextOptions {
+            generate: GenerateOptions::for_model(model),
+            stop_strings: Vec::new(),
+            skip_special_tokens: true,
+        }
+    }
+
     /// Text generation with `generate`'s token options, no stop strings, special tokens kept.
     pub fn new(generate: GenerateOptions) -> Self {
         TextOptions {
@@ -72,7 +83,7 @@ impl TextGenerator {
                     if let Some(piece) = self.decoder.push(id)? {
                         let (out, stopped) = self.stops.push(&piece);
                         if stopped {
-                            self.finish();
+                            self.finish_at_stop_string();
                             return Ok((!out.is_empty()).then_some(out));
                         }
                         if !out.is_empty() {
@@ -86,7 +97,9 @@ impl TextGenerator {
                     if let Some(p) = self.decoder.flush()? {
                         let (out, stopped) = self.stops.push(&p);
                         rest.push_str(&out);
-                        if !stopped {
+                        if stopped {
+                            self.finish_at_stop_string();
+                        } else {
                             rest.push_str(&self.stops.finish());
                         }
                     } else {
@@ -99,14 +112,28 @@ impl TextGenerator {
         Ok(None)
     }
 
-    fn finish(&mut self) {
+    /// Ends at the stop string the matcher found (overriding a token-level reason: the text ends
+    /// at the string).
+    fn finish_at_stop_string(&mut self) {
+        self.done = true;
+        let string = self.stops.matched().unwrap_or_default().to_string();
+        self.tokens.finish = None;
+        self.tokens.end(FinishReason::Stop { string });
+    }
+
+    /// Ends generation early (e.g. a caller's callback asked to stop): [`FinishReason::Cancelled`].
+    pub fn stop(&mut self) {
         self.done = true;
         self.tokens.stop();
     }
 
-    /// Ends generation early (e.g. a caller's callback asked to stop).
-    pub fn stop(&mut self) {
-        self.finish();
+    /// Why generation ended; `None` while it goes on.
+    pub fn finish_reason(&self) -> Option<&FinishReason> {
+        if self.done {
+            self.tokens.finish_reason()
+        } else {
+            None
+        }
     }
 
     /// Tokens generated so far.

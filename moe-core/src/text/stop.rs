@@ -6,6 +6,8 @@
 pub struct StopMatcher {
     stops: Vec<String>,
     held: String,
+    /// The stop string found, once one is.
+    matched: Option<usize>,
 }
 
 impl StopMatcher {
@@ -13,21 +15,30 @@ impl StopMatcher {
         StopMatcher {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
             held: String::new(),
+            matched: None,
         }
+    }
+
+    /// The stop string that ended the stream, if one did.
+    pub fn matched(&self) -> Option<&str> {
+        self.matched.map(|i| self.stops[i].as_str())
     }
 
     /// Feeds a piece; returns `(text safe to emit, stopped)`. Once stopped, the text before the stop
     /// string has been returned and the rest is dropped.
     pub fn push(&mut self, piece: &str) -> (String, bool) {
         self.held.push_str(piece);
-        if let Some(at) = self
+        // The earliest occurrence of any stop string (ties: the one listed first).
+        if let Some((at, i)) = self
             .stops
             .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
+            .enumerate()
+            .filter_map(|(i, s)| self.held.find(s.as_str()).map(|at| (at, i)))
             .min()
         {
             let out = self.held[..at].to_string();
             self.held.clear();
+            self.matched = Some(i);
             return (out, true);
         }
         // Hold back the longest suffix that is a prefix of some stop string.

@@ -136,6 +136,21 @@ impl Tokenizer {
     }
 }
 
+impl Tokenizer {
+    /// The prompt ids of a chat: the template rendered over `messages` (with the assistant's turn
+    /// header when `add_generation_prompt`), encoded without adding special tokens, because the
+    /// template writes its own (BOS included), as transformers' `apply_chat_template(tokenize=True)`
+    /// does. The one chat-prompt policy of every binding.
+    pub fn encode_chat(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>> {
+        let text = self.apply_chat_template(messages, add_generation_prompt)?;
+        self.encode(&text, false)
+    }
+}
+
 /// A special token in tokenizer_config.json: a string or `{"content": ...}`.
 fn special_token(cfg: &serde_json::Value, key: &str) -> Option<String> {
     match cfg.get(key)? {
