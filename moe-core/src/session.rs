@@ -100,6 +100,13 @@ impl Session {
         self.cache.bytes()
     }
 
+    /// The checks [`prefill`](Self::prefill) makes before running anything (tokens present, in the
+    /// vocabulary, and room for them in the context), without running: for callers that must know a
+    /// prefill will be accepted before handing the session over (a generator takes ownership).
+    pub fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        self.check(tokens)
+    }
+
     fn check(&self, tokens: &[u32]) -> Result<()> {
         if tokens.is_empty() {
             return Err(Error::EmptyPrompt);

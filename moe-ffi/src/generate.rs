@@ -149,31 +149,6 @@ enum Prompt<'a> {
     Chat(Vec<moe_core::ChatMessage>),
 }
 
-/// The checks `Session::prefill` makes, done before the session is handed to the generator (which
-/// would drop it on failure), so that a failing call leaves the session as it was.
-fn check_prompt(s: &Session, ids: &[u32]) -> FfiResult<()> {
-    let v = s.model().vocab_size();
-    if ids.is_empty() {
-        return Err(moe_core::Error::EmptyPrompt.into());
-    }
-    if let Some(&bad) = ids.iter().find(|&&t| t as usize >= v) {
-        return Err(moe_core::Error::TokenOutOfRange {
-            token: bad,
-            vocab_size: v,
-        }
-        .into());
-    }
-    let needed = s.len() + ids.len();
-    if needed > s.max_context() {
-        return Err(moe_core::Error::ContextFull {
-            needed,
-            max_context: s.max_context(),
-        }
-        .into());
-    }
-    Ok(())
-}
-
 /// Clears a session's busy mark when generation ends, panics included.
 struct BusyGuard(*mut moe_session);
 
@@ -213,7 +188,9 @@ unsafe fn generate(
             Prompt::Text(t) => tok.encode(t, p.add_special_tokens)?,
             Prompt::Chat(messages) => tok.encode_chat(&messages, true)?,
         };
-        check_prompt(&h.session, &ids)?;
+        // Checked before the session is handed to the generator (which would drop it on failure),
+        // so that a failing call leaves the session as it was.
+        h.session.check_tokens(&ids)?;
         let stand_in = Session::new(model, &h.params)?;
         let owned = std::mem::replace(&mut h.session, stand_in);
         h.busy = true;

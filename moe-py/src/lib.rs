@@ -10,6 +10,7 @@ mod json;
 mod loaded;
 mod model;
 mod options;
+mod running;
 mod session;
 mod stream;
 mod text;

@@ -7,7 +7,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use moe_core::{ComputeOptions, LoadOptions, Model, Precision, SessionParams};
+use moe_core::{ComputeOptions, LoadOptions, Model, Precision, Session, SessionParams};
 
 use crate::args;
 use crate::errors::PyResultExt;
@@ -246,10 +246,11 @@ impl PyModel {
             let ids = py
                 .detach(|| tokenizer.encode(&text, add_special_tokens))
                 .py_err(py)?;
+            let session = fresh_session(py, &self.inner, &params, &ids)?;
             let stream = PyTextStream::start(
                 py,
-                self.inner.clone(),
-                &params,
+                session,
+                None,
                 ids,
                 resolved.options,
                 resolved.stop_strings,
@@ -263,7 +264,8 @@ impl PyModel {
             ));
         }
         let ids = args::token_ids(prompt)?;
-        let stream = PyTokenStream::start(py, self.inner.clone(), &params, ids, resolved.options)?;
+        let session = fresh_session(py, &self.inner, &params, &ids)?;
+        let stream = PyTokenStream::start(py, session, None, ids, resolved.options)?;
         Ok(Py::new(py, stream)?.into_any())
     }
 
@@ -314,10 +316,11 @@ impl PyModel {
         let ids = py
             .detach(|| tokenizer.encode_chat(&messages, true))
             .py_err(py)?;
+        let session = fresh_session(py, &self.inner, &params, &ids)?;
         PyTextStream::start(
             py,
-            self.inner.clone(),
-            &params,
+            session,
+            None,
             ids,
             resolved.options,
             resolved.stop_strings,
@@ -342,4 +345,16 @@ impl PyModel {
             c.num_layers
         )
     }
+}
+
+/// A new session for one generation, with `prompt` checked against it.
+fn fresh_session(
+    py: Python<'_>,
+    model: &Arc<Model>,
+    params: &SessionParams,
+    prompt: &[u32],
+) -> PyResult<Session> {
+    let session = Session::new(model.clone(), params).py_err(py)?;
+    session.check_tokens(prompt).py_err(py)?;
+    Ok(session)
 }

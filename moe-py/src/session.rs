@@ -4,23 +4,44 @@ use std::sync::{Mutex, MutexGuard};
 
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 
-use moe_core::{LogitsMode, Session};
+use moe_core::{Error, LogitsMode, Session};
 
 use crate::args;
 use crate::errors::PyResultExt;
 use crate::loaded::PyModel;
+use crate::options::GenArgs;
+use crate::running::SessionHome;
+use crate::stream::PyTokenStream;
+use crate::text::{chat_messages, tokenizer_of, PyTextStream};
 
 /// The state of one sequence (its KV cache and the tokens fed so far) over a model.
 ///
 /// Make one per conversation and per thread; the model behind it is shared. Calls on one session from
-/// several threads are serialised.
+/// several threads are serialised. While a stream from `generate` / `chat` runs, the stream holds the
+/// session: other calls raise `moe.InvalidArgumentError` until it ends, is closed or is dropped.
 #[pyclass(module = "moe", name = "Session", frozen)]
 pub struct PySession {
     model: Py<PyModel>,
-    inner: Mutex<Session>,
+    /// `None` while a generation holds the session.
+    inner: Mutex<Option<Session>>,
     vocab_size: usize,
+}
+
+/// A generation started by `Session.generate` hands the session back to its `moe.Session`.
+impl SessionHome for Py<PySession> {
+    fn put_back(&self, session: Session) {
+        *self.get().lock() = Some(session);
+    }
+}
+
+fn busy() -> Error {
+    Error::InvalidArgument(
+        "this session is generating: exhaust, close() or drop its stream first".into(),
+    )
 }
 
 impl PySession {
@@ -36,20 +57,49 @@ impl PySession {
         let session = Session::new(m.inner.clone(), &params).py_err(py)?;
         Ok(PySession {
             model: model.clone().unbind(),
-            inner: Mutex::new(session),
+            inner: Mutex::new(Some(session)),
             vocab_size: m.inner.config().vocab_size,
         })
     }
 
-    /// The session, even if a previous holder panicked (the engine reports errors, not panics).
-    fn lock(&self) -> MutexGuard<'_, Session> {
+    /// The session slot, even if a previous holder panicked (the engine reports errors, not panics).
+    fn lock(&self) -> MutexGuard<'_, Option<Session>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` on the session with the GIL released, so that waiting for another thread's call on
-    /// this session, or computing, never blocks other Python threads.
-    fn with<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Session) -> R + Send) -> R {
-        py.detach(|| f(&mut self.lock()))
+    /// this session, or computing, never blocks other Python threads. Fails while generating.
+    fn with<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Session) -> R + Send,
+    ) -> PyResult<R> {
+        py.detach(|| self.lock().as_mut().map(f).ok_or_else(busy))
+            .py_err(py)
+    }
+
+    /// Takes the session for a generation. `prompt(session)` says what to feed (and may reset the
+    /// session first); it is checked against the session before the session leaves, so a failing
+    /// prompt leaves it in place.
+    fn take_for(
+        &self,
+        py: Python<'_>,
+        prompt: impl FnOnce(&mut Session) -> Vec<u32> + Send,
+    ) -> PyResult<(Session, Vec<u32>)> {
+        py.detach(|| {
+            let mut slot = self.lock();
+            let s = slot.as_mut().ok_or_else(busy)?;
+            let ids = prompt(s);
+            s.check_tokens(&ids)?;
+            let session = slot.take().ok_or_else(busy)?;
+            Ok((session, ids))
+        })
+        .py_err(py)
+    }
+
+    /// The `moe.Session` object to hand the session back to.
+    fn home(slf: &Bound<'_, Self>) -> Option<Box<dyn SessionHome>> {
+        Some(Box::new(slf.clone().unbind()))
     }
 }
 
@@ -83,7 +133,7 @@ impl PySession {
         } else {
             LogitsMode::Last
         };
-        let logits = self.with(py, |s| s.prefill(&ids, mode)).py_err(py)?;
+        let logits = self.with(py, |s| s.prefill(&ids, mode))?.py_err(py)?;
         if !all_logits {
             return Ok(PyArray1::from_vec(py, logits).into_any());
         }
@@ -100,42 +150,187 @@ impl PySession {
         token: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let token = args::token_id(token)?;
-        let logits = self.with(py, |s| s.decode(token)).py_err(py)?;
+        let logits = self.with(py, |s| s.decode(token))?.py_err(py)?;
         Ok(PyArray1::from_vec(py, logits))
     }
 
     /// Forgets every token (the session can be reused).
-    fn reset(&self, py: Python<'_>) {
-        self.with(py, |s| s.reset());
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |s| s.reset())
     }
 
     /// Keeps only the first `n` tokens (no-op if the session holds fewer).
     fn truncate(&self, py: Python<'_>, n: i64) -> PyResult<()> {
         let n = args::count("n", n)?;
-        self.with(py, |s| s.truncate(n)).py_err(py)
+        self.with(py, |s| s.truncate(n))?.py_err(py)
     }
 
     /// Number of tokens held.
-    fn __len__(&self, py: Python<'_>) -> usize {
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
         self.with(py, |s| s.len())
     }
 
     /// The tokens fed so far.
     #[getter]
-    fn tokens(&self, py: Python<'_>) -> Vec<u32> {
+    fn tokens(&self, py: Python<'_>) -> PyResult<Vec<u32>> {
         self.with(py, |s| s.tokens().to_vec())
     }
 
     /// The most tokens this session may hold.
     #[getter]
-    fn max_context(&self, py: Python<'_>) -> usize {
+    fn max_context(&self, py: Python<'_>) -> PyResult<usize> {
         self.with(py, |s| s.max_context())
     }
 
     /// Bytes held by the KV caches now.
     #[getter]
-    fn kv_cache_bytes(&self, py: Python<'_>) -> usize {
+    fn kv_cache_bytes(&self, py: Python<'_>) -> PyResult<usize> {
         self.with(py, |s| s.kv_cache_bytes())
+    }
+
+    /// Generates after `prompt`, continuing this session: the prompt is fed after what the session
+    /// holds, and when the stream ends (exhausted, closed or dropped) the session holds prompt and
+    /// answer, so the next call continues the conversation without re-processing it.
+    ///
+    /// Token ids give a `TokenStream`, a `str` a `TextStream`; the arguments are `Model.generate`'s
+    /// (the session's own `max_context` applies). For a text prompt after earlier turns, pass
+    /// `add_special_tokens=False` so no second BOS is added.
+    #[pyo3(signature = (
+        prompt, *, max_new_tokens = None, temperature = None, top_k = None, top_p = None,
+        min_p = None, repetition_penalty = None, seed = None, stop = None, ignore_eos = false,
+        add_special_tokens = true, skip_special_tokens = true
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn generate(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        prompt: &Bound<'_, PyAny>,
+        max_new_tokens: Option<i64>,
+        temperature: Option<f32>,
+        top_k: Option<i64>,
+        top_p: Option<f32>,
+        min_p: Option<f32>,
+        repetition_penalty: Option<f32>,
+        seed: Option<u64>,
+        stop: Option<&Bound<'_, PyAny>>,
+        ignore_eos: bool,
+        add_special_tokens: bool,
+        skip_special_tokens: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let this = slf.get();
+        let model = this.model.get().inner.clone();
+        let resolved = GenArgs {
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repetition_penalty,
+            seed,
+            stop,
+            ignore_eos,
+        }
+        .resolve(py, &model)?;
+        if let Ok(text) = prompt.cast::<PyString>() {
+            let text = text.to_cow()?.into_owned();
+            let tokenizer = tokenizer_of(&model).py_err(py)?;
+            let ids = py
+                .detach(|| tokenizer.encode(&text, add_special_tokens))
+                .py_err(py)?;
+            let (session, ids) = this.take_for(py, |_| ids)?;
+            let stream = PyTextStream::start(
+                py,
+                session,
+                Self::home(slf),
+                ids,
+                resolved.options,
+                resolved.stop_strings,
+                skip_special_tokens,
+            )?;
+            return Ok(Py::new(py, stream)?.into_any());
+        }
+        if !resolved.stop_strings.is_empty() {
+            return Err(PyTypeError::new_err(
+                "stop strings need a text prompt: give token ids as stop for a token-id prompt",
+            ));
+        }
+        let ids = args::token_ids(prompt)?;
+        let (session, ids) = this.take_for(py, |_| ids)?;
+        let stream = PyTokenStream::start(py, session, Self::home(slf), ids, resolved.options)?;
+        Ok(Py::new(py, stream)?.into_any())
+    }
+
+    /// Chats in this session: `messages` is the whole conversation so far (a list of
+    /// `{"role": ..., "content": ...}`), rendered with the model's chat template and a generation
+    /// prompt. The longest common start of what the session holds and that rendering (the earlier
+    /// turns and answers) is kept and only the rest is fed, so earlier turns are not processed again;
+    /// a conversation that shares nothing with the session replaces it.
+    /// Returns a `TextStream`; the arguments are `Model.chat`'s.
+    #[pyo3(signature = (
+        messages, *, max_new_tokens = None, temperature = None, top_k = None, top_p = None,
+        min_p = None, repetition_penalty = None, seed = None, stop = None, ignore_eos = false,
+        skip_special_tokens = true
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn chat(
+        slf: &Bound<'_, Self>,
+        py: Python<'_>,
+        messages: &Bound<'_, PyAny>,
+        max_new_tokens: Option<i64>,
+        temperature: Option<f32>,
+        top_k: Option<i64>,
+        top_p: Option<f32>,
+        min_p: Option<f32>,
+        repetition_penalty: Option<f32>,
+        seed: Option<u64>,
+        stop: Option<&Bound<'_, PyAny>>,
+        ignore_eos: bool,
+        skip_special_tokens: bool,
+    ) -> PyResult<PyTextStream> {
+        let this = slf.get();
+        let model = this.model.get().inner.clone();
+        let resolved = GenArgs {
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repetition_penalty,
+            seed,
+            stop,
+            ignore_eos,
+        }
+        .resolve(py, &model)?;
+        let messages = chat_messages(messages)?;
+        let tokenizer = tokenizer_of(&model).py_err(py)?;
+        let all = py
+            .detach(|| tokenizer.encode_chat(&messages, true))
+            .py_err(py)?;
+        let (session, ids) = this.take_for(py, |s| {
+            // Keep the longest common prefix of what the session holds and the new rendering (at
+            // least one token is fed), and feed the rest.
+            let common = s
+                .tokens()
+                .iter()
+                .zip(&all)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(all.len().saturating_sub(1));
+            if s.truncate(common).is_err() {
+                s.reset();
+                return all;
+            }
+            all[s.len()..].to_vec()
+        })?;
+        PyTextStream::start(
+            py,
+            session,
+            Self::home(slf),
+            ids,
+            resolved.options,
+            resolved.stop_strings,
+            skip_special_tokens,
+        )
     }
 
     /// The model this session runs.
@@ -145,7 +340,9 @@ impl PySession {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        let (len, max) = self.with(py, |s| (s.len(), s.max_context()));
-        format!("moe.Session(len={len}, max_context={max})")
+        match self.with(py, |s| (s.len(), s.max_context())) {
+            Ok((len, max)) => format!("moe.Session(len={len}, max_context={max})"),
+            Err(_) => "moe.Session(generating)".into(),
+        }
     }
 }

@@ -1,12 +1,12 @@
-//! `moe.TokenStream`: the iterator `Model.generate` returns, one sampled token id per step.
-
-use std::sync::{Arc, Mutex};
+//! `moe.TokenStream`: the iterator `Model.generate` and `Session.generate` return for token-id
+//! prompts, one sampled token id per step.
 
 use pyo3::prelude::*;
 
-use moe_core::{GenerateOptions, Generator, Model, Session, SessionParams};
+use moe_core::{GenerateOptions, Generator, Session};
 
 use crate::errors::PyResultExt;
+use crate::running::{Running, SessionHome};
 
 /// Yields generated token ids as they are produced; each step runs with the GIL released.
 ///
@@ -14,33 +14,29 @@ use crate::errors::PyResultExt;
 /// full, or on `close()`; `finish_reason` then says which.
 #[pyclass(module = "moe", name = "TokenStream", frozen)]
 pub struct PyTokenStream {
-    inner: Mutex<Generator>,
+    run: Running<Generator>,
     prompt_len: usize,
 }
 
 impl PyTokenStream {
-    /// Prefills `prompt` in a new session (GIL released) and gets ready to sample.
+    /// Prefills `prompt` after what `session` holds (GIL released) and gets ready to sample; the
+    /// session goes to `home` (if any) when generation ends. The caller has checked the prompt
+    /// (`Session::check_tokens`), so the session is not lost to a failing prefill.
     pub(crate) fn start(
         py: Python<'_>,
-        model: Arc<Model>,
-        params: &SessionParams,
+        session: Session,
+        home: Option<Box<dyn SessionHome>>,
         prompt: Vec<u32>,
         options: GenerateOptions,
     ) -> PyResult<Self> {
+        let first = session.len() + prompt.len();
         let generator = py
-            .detach(|| {
-                let session = Session::new(model, params)?;
-                Generator::new(session, &prompt, options)
-            })
+            .detach(|| Generator::new(session, &prompt, options))
             .py_err(py)?;
         Ok(PyTokenStream {
-            inner: Mutex::new(generator),
+            run: Running::new(generator, home, first),
             prompt_len: prompt.len(),
         })
-    }
-
-    fn with<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Generator) -> R + Send) -> R {
-        py.detach(|| f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner())))
     }
 }
 
@@ -52,32 +48,31 @@ impl PyTokenStream {
 
     /// The next token id; `StopIteration` when generation has ended.
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<u32>> {
-        self.with(py, |g| g.next_token()).py_err(py)
+        self.run.step(py, |g| g.next_token()).py_err(py)
     }
 
     /// Ends generation early; the iterator is then exhausted.
     fn close(&self, py: Python<'_>) {
-        self.with(py, |g| g.stop());
+        self.run.close(py);
     }
 
     /// Why generation ended: `"eos"`, `"stop"`, `"length"`, `"context"` or `"cancelled"`; `None`
     /// while it goes on.
     #[getter]
-    fn finish_reason(&self, py: Python<'_>) -> Option<&'static str> {
-        self.with(py, |g| g.finish_reason().map(|r| r.as_str()))
+    fn finish_reason(&self) -> Option<&'static str> {
+        self.run.finish_reason().map(|r| r.as_str())
     }
 
     /// Number of tokens produced so far.
     #[getter]
-    fn produced(&self, py: Python<'_>) -> usize {
-        self.with(py, |g| g.produced())
+    fn produced(&self) -> usize {
+        self.run.produced()
     }
 
     /// The tokens produced so far.
     #[getter]
-    fn tokens(&self, py: Python<'_>) -> Vec<u32> {
-        let start = self.prompt_len;
-        self.with(py, |g| g.session().tokens()[start..].to_vec())
+    fn tokens(&self) -> Vec<u32> {
+        self.run.generated()
     }
 
     /// Number of prompt tokens.
@@ -86,11 +81,11 @@ impl PyTokenStream {
         self.prompt_len
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
+    fn __repr__(&self) -> String {
         format!(
             "moe.TokenStream(prompt_len={}, produced={})",
             self.prompt_len,
-            self.produced(py)
+            self.produced()
         )
     }
 }

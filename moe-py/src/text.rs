@@ -9,12 +9,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyMapping, PyString};
 
 use moe_core::{
-    ChatMessage, Error, GenerateOptions, Model, Session, SessionParams, StreamDecoder,
-    TextGenerator, TextOptions, Tokenizer,
+    ChatMessage, Error, GenerateOptions, Model, Session, StreamDecoder, TextGenerator, TextOptions,
+    Tokenizer,
 };
 
 use crate::args;
 use crate::errors::PyResultExt;
+use crate::running::{Running, SessionHome};
 
 /// A checkpoint's tokenizer (`tokenizer.json`, with `tokenizer_config.json`'s special tokens and chat
 /// template when present). Usually `model.tokenizer`; `moe.Tokenizer(path)` loads one on its own from
@@ -186,25 +187,28 @@ pub(crate) fn chat_messages(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ChatMessage>
 /// (which is not yielded), when the context is full, or on `close()`; `finish_reason` says which.
 #[pyclass(module = "moe", name = "TextStream", frozen)]
 pub struct PyTextStream {
-    inner: Mutex<TextGenerator>,
+    run: Running<TextGenerator>,
     prompt_len: usize,
 }
 
 impl PyTextStream {
-    /// Prefills `prompt` in a new session (GIL released) and gets ready to generate text.
+    /// Prefills `prompt` after what `session` holds (GIL released) and gets ready to generate text;
+    /// the session goes to `home` (if any) when generation ends. The caller has checked the prompt
+    /// (`Session::check_tokens`), so the session is not lost to a failing prefill.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         py: Python<'_>,
-        model: Arc<Model>,
-        params: &SessionParams,
+        session: Session,
+        home: Option<Box<dyn SessionHome>>,
         prompt: Vec<u32>,
         generate: GenerateOptions,
         stop_strings: Vec<String>,
         skip_special_tokens: bool,
     ) -> PyResult<Self> {
-        let tokenizer = tokenizer_of(&model).py_err(py)?;
+        let tokenizer = tokenizer_of(session.model()).py_err(py)?;
+        let first = session.len() + prompt.len();
         let generator = py
             .detach(|| {
-                let session = Session::new(model, params)?;
                 let opts = TextOptions::new(generate)
                     .with_stop_strings(stop_strings)
                     .with_skip_special_tokens(skip_special_tokens);
@@ -212,13 +216,9 @@ impl PyTextStream {
             })
             .py_err(py)?;
         Ok(PyTextStream {
-            inner: Mutex::new(generator),
+            run: Running::new(generator, home, first),
             prompt_len: prompt.len(),
         })
-    }
-
-    fn with<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut TextGenerator) -> R + Send) -> R {
-        py.detach(|| f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner())))
     }
 }
 
@@ -237,34 +237,34 @@ impl PyTextStream {
 
     /// The next text piece; `StopIteration` when generation has ended.
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.with(py, |g| g.next_piece()).py_err(py)
+        self.run.step(py, |g| g.next_piece()).py_err(py)
     }
 
     /// Ends generation early; the iterator is then exhausted.
     fn close(&self, py: Python<'_>) {
-        self.with(py, |g| g.stop());
+        self.run.close(py);
     }
 
     /// Why generation ended: `"eos"`, `"stop"`, `"length"`, `"context"` or `"cancelled"`; `None`
     /// while it goes on.
     #[getter]
-    fn finish_reason(&self, py: Python<'_>) -> Option<&'static str> {
-        self.with(py, |g| g.finish_reason().map(|r| r.as_str()))
+    fn finish_reason(&self) -> Option<&'static str> {
+        self.run.finish_reason().map(|r| r.as_str())
     }
 
     /// The stop string that ended generation (`finish_reason == "stop"`), else `None`.
     #[getter]
-    fn stop_string(&self, py: Python<'_>) -> Option<String> {
-        self.with(py, |g| match g.finish_reason() {
-            Some(moe_core::FinishReason::Stop { string }) => Some(string.clone()),
+    fn stop_string(&self) -> Option<String> {
+        match self.run.finish_reason() {
+            Some(moe_core::FinishReason::Stop { string }) => Some(string),
             _ => None,
-        })
+        }
     }
 
     /// Number of tokens produced so far.
     #[getter]
-    fn produced(&self, py: Python<'_>) -> usize {
-        self.with(py, |g| g.produced())
+    fn produced(&self) -> usize {
+        self.run.produced()
     }
 
     /// Number of prompt tokens.
@@ -273,11 +273,11 @@ impl PyTextStream {
         self.prompt_len
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
+    fn __repr__(&self) -> String {
         format!(
             "moe.TextStream(prompt_len={}, produced={})",
             self.prompt_len,
-            self.produced(py)
+            self.produced()
         )
     }
 }

@@ -75,3 +75,52 @@ def test_finish_reasons_context_and_cancelled(model):
     assert stream.finish_reason == "cancelled"
     ids = model.generate([5, 6], max_new_tokens=2)
     assert len(list(ids)) == 2 and ids.finish_reason == "length"
+
+
+def test_session_generate_continues_the_cache(model, want):
+    session = model.session()
+    first = session.generate(PROMPT, **SAMPLED)
+    with pytest.raises(moe.InvalidArgumentError, match="generating"):
+        len(session)
+    text = "".join(first)
+    # The stream ended: the session is back, holding prompt and answer.
+    assert text == want["sampled_text"]["text"]
+    held = session.tokens
+    assert held == want["sampled_text"]["prompt_ids"] + want["sampled_text"]["generated_ids"]
+    # A second turn is fed after what the session holds: the same as one generation over the whole.
+    more = session.generate([5, 6, 7], max_new_tokens=4)
+    second = list(more)
+    assert more.finish_reason == "length" and len(second) == 4
+    assert session.tokens == held + [5, 6, 7] + second
+    # Closing (or dropping) a stream also gives the session back.
+    stream = session.generate([8], max_new_tokens=50)
+    next(stream)
+    stream.close()
+    assert stream.finish_reason == "cancelled"
+    assert len(session) == len(held) + 3 + 4 + 1 + 1
+    stream = session.generate([9], max_new_tokens=50)
+    del stream
+    assert session.tokens[-1] == 9
+
+
+def test_session_chat_feeds_only_the_new_turns(model):
+    session = model.session()
+    convo = list(CHAT)
+    reply = "".join(session.chat(convo, max_new_tokens=8))
+    after_first = len(session)
+    convo += [{"role": "assistant", "content": reply}, {"role": "user", "content": "More."}]
+    tok = model.tokenizer
+    full = tok.encode(tok.apply_chat_template(convo), add_special_tokens=False)
+    stream = session.chat(convo, max_new_tokens=3)
+    assert stream.prompt_len < len(full), "the earlier turns were not fed again"
+    list(stream)
+    assert len(session) > after_first
+    # The cache then holds exactly the rendered conversation and the answer, as if fed from scratch.
+    assert session.tokens[: len(full)] == full
+    # A different conversation keeps only what it shares (here the BOS) and replaces the rest.
+    hi = [{"role": "user", "content": "Hi."}]
+    other = session.chat(hi, max_new_tokens=2)
+    hi_ids = tok.encode(tok.apply_chat_template(hi), add_special_tokens=False)
+    assert other.prompt_len < len(hi_ids)
+    list(other)
+    assert session.tokens[: len(hi_ids)] == hi_ids

@@ -23,6 +23,7 @@ use raw::Raw;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QkNorm {
+    /// No query/key norm.
     None,
     /// RMSNorm with a `[head_dim]` weight, per head, before RoPE (Qwen3, GLM-4.5).
     PerHead,
@@ -36,14 +37,21 @@ pub enum QkNorm {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GqaConfig {
+    /// Query heads (`num_attention_heads`).
     pub num_heads: usize,
+    /// Key/value heads (`num_key_value_heads`); each serves `num_heads / num_kv_heads` query heads.
     pub num_kv_heads: usize,
+    /// Dimensions per head.
     pub head_dim: usize,
+    /// Whether the q, k and v projections have biases.
     pub qkv_bias: bool,
+    /// Whether the output projection has a bias.
     pub o_bias: bool,
+    /// Query/key normalisation.
     pub qk_norm: QkNorm,
     /// Number of leading dims of each head that rotate (`head_dim * partial_rotary_factor`).
     pub rotary_dim: usize,
+    /// Which dimensions pair up for rotation.
     pub rope_layout: RopeLayout,
     /// Per-head learned sink logits in the softmax denominator (gpt-oss).
     pub sinks: bool,
@@ -53,9 +61,13 @@ pub struct GqaConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IndexerConfig {
+    /// Indexer heads (`index_n_heads`).
     pub n_heads: usize,
+    /// Dimensions per indexer head (`index_head_dim`).
     pub head_dim: usize,
+    /// Keys each query attends to (`index_topk`).
     pub topk: usize,
+    /// Pair layout of the indexer's rotary part.
     pub rope_layout: RopeLayout,
     /// eps of the indexer's key LayerNorm.
     pub norm_eps: f32,
@@ -65,24 +77,35 @@ pub struct IndexerConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MlaConfig {
+    /// Attention heads.
     pub num_heads: usize,
+    /// Rank of the query down-projection (`None`: a full query projection, DeepSeek V2-Lite).
     pub q_lora_rank: Option<usize>,
+    /// Width of the cached key/value latent.
     pub kv_lora_rank: usize,
+    /// Per-head query/key dimensions without RoPE.
     pub qk_nope_head_dim: usize,
+    /// Per-head query/key dimensions with RoPE (the cached rope key is this wide).
     pub qk_rope_head_dim: usize,
+    /// Per-head value dimensions.
     pub v_head_dim: usize,
+    /// Which dimensions pair up for rotation.
     pub rope_layout: RopeLayout,
     /// `(qk_nope + qk_rope)^-0.5`, times `mscale_all_dim`-derived yarn factor squared.
     pub softmax_scale: f32,
     /// eps of `q_a_layernorm` and `kv_a_layernorm`.
     pub latent_norm_eps: f32,
+    /// The DSA indexer (DeepSeek V3.2, GLM-5).
     pub indexer: Option<IndexerConfig>,
 }
 
+/// The attention strategy and its settings.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AttentionConfig {
+    /// Grouped-query attention.
     Gqa(GqaConfig),
+    /// Multi-head latent attention (DeepSeek), optionally with the DSA indexer.
     Mla(MlaConfig),
 }
 
@@ -102,7 +125,9 @@ pub enum AttentionMask {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct TemperatureTuning {
+    /// `floor_scale` of the formula.
     pub floor_scale: f64,
+    /// `attn_scale` of the formula.
     pub attn_scale: f64,
 }
 
@@ -118,10 +143,13 @@ pub enum IndexerRole {
     Shared,
 }
 
+/// The feed-forward of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FfnKind {
+    /// A dense MLP.
     Dense,
+    /// A mixture-of-experts block.
     Moe,
 }
 
@@ -129,10 +157,15 @@ pub enum FfnKind {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LayerConfig {
+    /// Dense or MoE feed-forward.
     pub ffn: FfnKind,
+    /// Which keys the layer's queries see.
     pub mask: AttentionMask,
+    /// Whether the layer applies RoPE (Llama 4's NoPE layers do not).
     pub use_rope: bool,
+    /// Query scaling of NoPE layers (Llama 4).
     pub temperature_tuning: Option<TemperatureTuning>,
+    /// What the layer's DSA indexer does.
     pub indexer: IndexerRole,
 }
 
@@ -143,16 +176,23 @@ pub enum RouterKind {
     /// softmax over all experts, top-k, optional renormalisation, optional group-limited choice
     /// (group score = max, DeepSeek V2), weights times `scaling` (Qwen2/3, Mixtral, DeepSeek V2).
     Softmax {
+        /// Renormalise the selected weights to sum to 1.
         norm_topk_prob: bool,
+        /// Group-limited choice: `(n_group, topk_group)`.
         groups: Option<(usize, usize)>,
+        /// Multiplies the routing weights (`routed_scaling_factor`).
         scaling: f32,
     },
     /// sigmoid scores, correction bias for the choice only, group-limited top-k with
     /// top-2-sum group scores, optional renormalisation, times `scaling` (DeepSeek V3, GLM, MiniMax).
     SigmoidBiased {
+        /// Expert groups.
         n_group: usize,
+        /// Groups the top-k is chosen from.
         topk_group: usize,
+        /// Renormalise the selected weights to sum to 1.
         norm_topk_prob: bool,
+        /// Multiplies the routing weights (`routed_scaling_factor`).
         scaling: f32,
     },
     /// top-k of the raw logits; the expert's input is scaled by sigmoid(logit) (Llama 4).
@@ -165,30 +205,42 @@ pub enum RouterKind {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum ExpertActivation {
+    /// `silu(gate) * up`.
     SwiGlu,
     /// gpt-oss: `(clamp(up)+1) * g*sigmoid(alpha*g)` with `g = min(gate, limit)`.
     ClampedSwiGlu {
+        /// Sigmoid slope.
         alpha: f32,
+        /// Clamp of gate and up.
         limit: f32,
     },
 }
 
+/// The shared expert applied to every token.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SharedExpertConfig {
+    /// Intermediate size of its MLP.
     pub intermediate_size: usize,
     /// Qwen2-MoE: the shared output is multiplied by `sigmoid(x·w_gate)`.
     pub gated: bool,
 }
 
+/// Mixture-of-experts settings of the MoE layers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MoeConfig {
+    /// Routed experts per MoE layer.
     pub num_experts: usize,
+    /// Experts each token is routed to (`num_experts_per_tok`).
     pub top_k: usize,
+    /// Intermediate size of each routed expert.
     pub intermediate_size: usize,
+    /// How experts are chosen and weighted.
     pub router: RouterKind,
+    /// The experts' activation.
     pub activation: ExpertActivation,
+    /// The shared expert, if the family has one.
     pub shared: Option<SharedExpertConfig>,
 }
 
@@ -196,24 +248,37 @@ pub struct MoeConfig {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ModelConfig {
+    /// The model family.
     pub family: Family,
     /// `architectures[0]`, or the model type when absent.
     pub architecture: String,
+    /// Vocabulary size (rows of the embedding and the lm_head).
     pub vocab_size: usize,
+    /// Width of the residual stream.
     pub hidden_size: usize,
+    /// Decoder layers.
     pub num_layers: usize,
+    /// eps of the layer norms.
     pub rms_norm_eps: f32,
+    /// The trained context; the default `max_context` of sessions.
     pub max_position_embeddings: usize,
+    /// Whether the lm_head reuses the embedding matrix.
     pub tie_word_embeddings: bool,
     /// Prefix of the text model's tensors (`""`, or `"language_model."` for multimodal checkpoints).
     pub weight_prefix: String,
+    /// RoPE base and scaling.
     pub rope: RopeConfig,
+    /// The attention strategy.
     pub attention: AttentionConfig,
+    /// Per-layer choices, one entry per layer.
     pub layers: Vec<LayerConfig>,
     /// Dense-MLP intermediate size (dense layers).
     pub intermediate_size: usize,
+    /// Mixture-of-experts settings (`None` without MoE layers).
     pub moe: Option<MoeConfig>,
+    /// Beginning-of-sequence token id.
     pub bos_token_id: Option<u32>,
+    /// End-of-sequence token ids.
     pub eos_token_ids: Vec<u32>,
     /// Block shape of FP8 weight scales (`quantization_config.weight_block_size`, default 128×128).
     pub fp8_block: (usize, usize),

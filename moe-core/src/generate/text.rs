@@ -141,6 +141,12 @@ impl TextGenerator {
         self.tokens.produced()
     }
 
+    /// The session being generated into.
+    pub fn session(&self) -> &Session {
+        self.tokens.session()
+    }
+
+    /// Gives the session back (with the prompt and generated tokens in its cache).
     pub fn into_session(self) -> Session {
         self.tokens.into_session()
     }

@@ -129,6 +129,55 @@ class Session:
     @overload
     def prefill(self, ids: _TokenIds, *, all_logits: bool) -> npt.NDArray[np.float32]: ...
     def decode(self, token: int) -> npt.NDArray[np.float32]: ...
+    @overload
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        stop: _Stop | None = None,
+        ignore_eos: bool = False,
+        add_special_tokens: bool = True,
+        skip_special_tokens: bool = True,
+    ) -> TextStream: ...
+    @overload
+    def generate(
+        self,
+        prompt: _TokenIds,
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        stop: int | Iterable[int] | None = None,
+        ignore_eos: bool = False,
+        add_special_tokens: bool = True,
+        skip_special_tokens: bool = True,
+    ) -> TokenStream: ...
+    def chat(
+        self,
+        messages: Iterable[_Message],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        stop: _Stop | None = None,
+        ignore_eos: bool = False,
+        skip_special_tokens: bool = True,
+    ) -> TextStream: ...
     def reset(self) -> None: ...
     def truncate(self, n: int) -> None: ...
     def __len__(self) -> int: ...
