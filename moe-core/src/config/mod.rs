@@ -3,12 +3,14 @@
 mod family;
 mod gqa;
 mod mla;
+mod quant;
 mod raw;
 mod rope;
 
 use std::path::Path;
 
 pub use family::Family;
+pub use quant::{PackScheme, Quantization};
 pub use rope::{RopeConfig, RopeScaling};
 
 use crate::error::{Error, Result};
@@ -202,6 +204,8 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
     /// Block shape of FP8 weight scales (`quantization_config.weight_block_size`, default 128×128).
     pub fp8_block: (usize, usize),
+    /// The weight format declared by `quantization_config` (checked to be one this engine runs).
+    pub quant: Quantization,
     /// The (text) config object as read, for callers that want other keys.
     pub raw: serde_json::Value,
 }
@@ -250,6 +254,7 @@ impl ModelConfig {
             cfg.eos_token_ids = top.token_ids("eos_token_id")?;
         }
         if let Some(q) = top.opt_obj("quantization_config")? {
+            cfg.quant = quant::parse(&q)?;
             if let Some(b) = q.opt_usize_list("weight_block_size")? {
                 match b.as_slice() {
                     [r, c] if *r > 0 && *c > 0 => cfg.fp8_block = (*r, *c),
@@ -298,6 +303,7 @@ impl ModelConfig {
             bos_token_id: raw.opt_usize("bos_token_id")?.map(|b| b as u32),
             eos_token_ids: raw.token_ids("eos_token_id")?,
             fp8_block: (128, 128),
+            quant: Quantization::None,
             raw: serde_json::Value::Null,
         };
         if family.is_mla() {
