@@ -1,0 +1,317 @@
+//! Products with packed low-bit weights, decoded in registers: no dequantized copy of a weight exists
+//! at any time.
+//!
+//! A [`PackedRef`] borrows the codes (from the checkpoint map) and their per-group scales. Element `j`
+//! of row `r` is `(code(r, j) - zero(r, g)) · scale(r, g)` with `g = j / group`, where `code` is:
+//! - MXFP4 (gpt-oss): an e2m1 nibble, two per byte, the even element in the low nibble; the scale is
+//!   e8m0 (`2^(s-127)`) per 32 elements; no zero.
+//! - int4 (compressed-tensors `pack-quantized`): a nibble stored `+8`, eight per little-endian i32
+//!   word with element `i` at bits `4i..4i+3` (so, in bytes, the same nibble order as MXFP4).
+//! - int8: a byte stored `+128`, four per i32 word.
+//!
+//! Every format decodes through the same step: 16 codes → 16 signed bytes (a 16-entry byte table
+//! applied by a shuffle for nibbles: `2·e2m1` for MXFP4, `n - 8` for int4; `b ^ 0x80` for int8) →
+//! f32 lanes, minus the group's zero, times the group's scale (halved for MXFP4's doubled table).
+//! Decoded values equal the exactly dequantized weights (the products of a small integer and a
+//! bf16/f16/f32 or power-of-two scale are exact in f32), and sums are f32: this is the exact mode, which
+//! matches a float reference on the dequantized weights up to summation order, whatever the
+//! thread's [`Precision`](super::Precision).
+//!
+//! `scalar` is the reference; `x86` (AVX-512, AVX2) and `neon` the fast paths, picked by [`Isa`].
+//! Rows are split over the current rayon pool as in [`matmul_t_with`](super::matmul_t_with).
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::ops::Range;
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+use super::{Isa, YPtr, PAR_THRESHOLD};
+
+/// `2·e2m1` of each nibble: 0, .5, 1, 1.5, 2, 3, 4, 6, then the same negated.
+const MXFP4_TABLE: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+/// `n - 8` of each nibble.
+const INT4_TABLE: [i8; 16] = [-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7];
+
+/// How codes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeKind {
+    /// e2m1, two per byte, low nibble first.
+    Mxfp4,
+    /// 4-bit integers stored `+8`, two per byte, low nibble first (i32 words, little-endian).
+    Int4,
+    /// 8-bit integers stored `+128`.
+    Int8,
+}
+
+impl CodeKind {
+    pub(crate) fn bits(self) -> usize {
+        match self {
+            CodeKind::Mxfp4 | CodeKind::Int4 => 4,
+            CodeKind::Int8 => 8,
+        }
+    }
+
+    /// The signed byte of each nibble (nibble formats; unused for int8).
+    pub(crate) fn table(self) -> &'static [i8; 16] {
+        match self {
+            CodeKind::Mxfp4 => &MXFP4_TABLE,
+            CodeKind::Int4 | CodeKind::Int8 => &INT4_TABLE,
+        }
+    }
+
+    /// The factor folded into the scale (MXFP4's table holds doubled values).
+    pub(crate) fn factor(self) -> f32 {
+        match self {
+            CodeKind::Mxfp4 => 0.5,
+            CodeKind::Int4 | CodeKind::Int8 => 1.0,
+        }
+    }
+
+    /// The value that the stored zero-point code means "zero" at (the storage offset).
+    fn offset(self) -> i32 {
+        match self {
+            CodeKind::Mxfp4 => 0,
+            CodeKind::Int4 => 8,
+            CodeKind::Int8 => 128,
+        }
+    }
+}
+
+/// Per-group scales, borrowed in their stored dtype: `[rows, groups]`.
+#[derive(Clone, Copy)]
+pub(crate) enum Scales<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+    BF16(&'a [bf16]),
+    /// e8m0: `2^(s-127)` (255 is NaN).
+    E8M0(&'a [u8]),
+}
+
+impl Scales<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Scales::F32(s) => s.len(),
+            Scales::F16(s) => s.len(),
+            Scales::BF16(s) => s.len(),
+            Scales::E8M0(s) => s.len(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> f32 {
+        match self {
+            Scales::F32(s) => s[i],
+            Scales::F16(s) => s[i].to_f32(),
+            Scales::BF16(s) => s[i].to_f32(),
+            Scales::E8M0(s) => e8m0(s[i]),
+        }
+    }
+}
+
+/// `2^(s-127)` as f32 (`s = 0` is the subnormal 2^-127, `s = 255` NaN).
+#[inline]
+pub(crate) fn e8m0(s: u8) -> f32 {
+    match s {
+        0 => f32::from_bits(0x0040_0000),
+        255 => f32::NAN,
+        s => f32::from_bits((s as u32) << 23),
+    }
+}
+
+/// A packed weight matrix `[rows, cols]` used as `y = x·Wᵀ`.
+#[derive(Clone, Copy)]
+pub(crate) struct PackedRef<'a> {
+    pub kind: CodeKind,
+    /// Codes, `[rows, row_bytes]`.
+    pub codes: &'a [u8],
+    pub row_bytes: usize,
+    pub rows: usize,
+    pub cols: usize,
+    /// Elements per scale along `cols` (the last group may be shorter).
+    pub group: usize,
+    /// `[rows, cols.div_ceil(group)]`.
+    pub scales: Scales<'a>,
+    /// Zero points packed like the codes but along rows: i32 words `[rows.div_ceil(32/bits), groups]`
+    /// as little-endian bytes, row `r` at bits `(r % (32/bits))·bits` (compressed-tensors).
+    pub zeros: Option<&'a [u8]>,
+}
+
+/// Why a packed view cannot be built over the given buffers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LayoutError(pub String);
+
+impl<'a> PackedRef<'a> {
+    /// Checks that the buffers cover the matrix.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        kind: CodeKind,
+        codes: &'a [u8],
+        row_bytes: usize,
+        rows: usize,
+        cols: usize,
+        group: usize,
+        scales: Scales<'a>,
+        zeros: Option<&'a [u8]>,
+    ) -> Result<Self, LayoutError> {
+        let groups = cols.div_ceil(group.max(1));
+        let need_row = (cols * kind.bits()).div_ceil(8);
+        if group == 0 || row_bytes < need_row || codes.len() != rows * row_bytes {
+            return Err(LayoutError(format!(
+                "{} code bytes ({row_bytes} a row) do not hold {rows}x{cols} {}-bit codes",
+                codes.len(),
+                kind.bits()
+            )));
+        }
+        if kind == CodeKind::Mxfp4 && (group != 32 || cols % 32 != 0) {
+            return Err(LayoutError(format!(
+                "MXFP4 needs groups of 32 and a multiple of 32 columns, got {cols} columns"
+            )));
+        }
+        if scales.len() != rows * groups {
+            return Err(LayoutError(format!(
+                "{} scales for {rows}x{groups} groups",
+                scales.len()
+            )));
+        }
+        if let Some(z) = zeros {
+            let per_word = 32 / kind.bits();
+            if kind == CodeKind::Mxfp4 || z.len() != rows.div_ceil(per_word) * groups * 4 {
+                return Err(LayoutError(format!(
+                    "{} zero-point bytes for {rows}x{groups} groups",
+                    z.len()
+                )));
+            }
+        }
+        Ok(PackedRef {
+            kind,
+            codes,
+            row_bytes,
+            rows,
+            cols,
+            group,
+            scales,
+            zeros,
+        })
+    }
+
+    pub(crate) fn groups(&self) -> usize {
+        self.cols.div_ceil(self.group)
+    }
+
+    /// The codes of row `r`.
+    #[inline]
+    pub(crate) fn row(&self, r: usize) -> &'a [u8] {
+        &self.codes[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// `(zero, scale)` of group `g` of row `r`: element = `(table value - zero) · scale`.
+    #[inline]
+    pub(crate) fn group_params(&self, r: usize, g: usize) -> (f32, f32) {
+        let scale = self.scales.get(r * self.groups() + g) * self.kind.factor();
+        let zero = match self.zeros {
+            None => 0.0,
+            Some(z) => {
+                let bits = self.kind.bits();
+                let per_word = 32 / bits;
+                let w = ((r / per_word) * self.groups() + g) * 4;
+                let word = u32::from_le_bytes([z[w], z[w + 1], z[w + 2], z[w + 3]]);
+                let stored = (word >> ((r % per_word) * bits)) & ((1 << bits) - 1);
+                (stored as i32 - self.kind.offset()) as f32
+            }
+        };
+        (zero, scale)
+    }
+
+    /// The table value of element `j` of a row's codes (before zero and scale).
+    #[inline]
+    pub(crate) fn code(&self, row: &[u8], j: usize) -> f32 {
+        match self.kind {
+            CodeKind::Int8 => ((row[j] ^ 0x80) as i8) as f32,
+            k => {
+                let b = row[j / 2];
+                let n = if j % 2 == 0 { b & 0x0f } else { b >> 4 };
+                k.table()[n as usize] as f32
+            }
+        }
+    }
+
+    /// Element `(r, j)` exactly dequantized (tests and references only; products never call this).
+    pub(crate) fn value(&self, r: usize, j: usize) -> f32 {
+        let (zero, scale) = self.group_params(r, j / self.group);
+        (self.code(self.row(r), j) - zero) * scale
+    }
+}
+
+/// Computes rows `rows` of `y[i·ldy + r] = W[r,:]·x[i,:]` for every token `i < t`.
+///
+/// # Safety
+/// `y` must be valid for writes at those elements and no other thread may access them meanwhile;
+/// `isa` must be supported; `x` holds `t·cols` values.
+unsafe fn rows_kernel(
+    isa: Isa,
+    w: &PackedRef<'_>,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    // SAFETY (whole block): the caller's guarantees, and `isa` was checked by `Isa::supported`.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 | Isa::Avx512Bf16 => x86::rows_512(w, rows, x, t, y, ldy),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::rows_256(w, rows, x, t, y, ldy),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => neon::rows(w, rows, x, t, y, ldy),
+            _ => scalar::rows(w, rows, x, t, y, ldy),
+        }
+    }
+}
+
+/// `y[T, rows] = x[T, cols]·Wᵀ` at level `isa`, rows split over the current pool.
+pub(crate) fn packed_matmul_t_with(
+    isa: Isa,
+    w: &PackedRef<'_>,
+    x: &[f32],
+    t: usize,
+    y: &mut [f32],
+) {
+    assert_eq!(x.len(), t * w.cols, "activations do not match the weight");
+    assert_eq!(y.len(), t * w.rows, "output does not match the weight");
+    let isa = if isa.supported() { isa } else { Isa::Scalar };
+    if w.rows == 0 || t == 0 {
+        return;
+    }
+    let yp = YPtr(y.as_mut_ptr());
+    let threads = rayon::current_num_threads();
+    if w.rows * w.cols * t < PAR_THRESHOLD || threads == 1 {
+        // SAFETY: `y` is exclusively borrowed and has t·rows elements.
+        unsafe { rows_kernel(isa, w, 0..w.rows, x, t, yp, w.rows) };
+        return;
+    }
+    let min_rows = (PAR_THRESHOLD / (w.cols * t).max(1)).max(1);
+    let split = if t == 1 { 2 } else { 4 };
+    let per = w.rows.div_ceil(threads * split).max(min_rows).div_ceil(16) * 16;
+    let tasks = w.rows.div_ceil(per);
+    (0..tasks).into_par_iter().for_each(|c| {
+        let rows = c * per..((c + 1) * per).min(w.rows);
+        // SAFETY: tasks own disjoint row ranges of `y`, which outlives the parallel loop.
+        unsafe { rows_kernel(isa, w, rows, x, t, yp, w.rows) };
+    });
+}
+
+/// `y[T, rows] = x[T, cols]·Wᵀ` at the process's kernel level.
+pub(crate) fn packed_matmul_t(w: &PackedRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
+    packed_matmul_t_with(super::isa(), w, x, t, y);
+}
+
+#[cfg(test)]
+mod tests;

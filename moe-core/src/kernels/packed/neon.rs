@@ -1,0 +1,102 @@
+//! aarch64 NEON packed kernel: 16 codes at a time become 16 signed bytes (nibbles through a 16-entry
+//! byte table by `tbl`, int8 by flipping the sign bit), widened to four f32x4, minus the group's zero,
+//! times its scale, one FMA per token and quarter. Same contract as the x86 kernels.
+
+#![allow(clippy::needless_range_loop)] // accumulators are indexed by token
+
+use std::arch::aarch64::*;
+use std::ops::Range;
+
+use super::{CodeKind, PackedRef};
+use crate::kernels::YPtr;
+
+/// Tokens that share one decoded vector.
+const TB: usize = 4;
+
+/// The 16 codes from element `j` (even for nibble formats) as signed table bytes.
+///
+/// # Safety
+/// `row` must be readable at the bytes holding elements `j..j+16`.
+#[inline(always)]
+unsafe fn codes16(kind: CodeKind, lut: int8x16_t, row: *const u8, j: usize) -> int8x16_t {
+    // SAFETY: the loads read exactly the bytes the caller guarantees readable; NEON is baseline.
+    unsafe {
+        match kind {
+            CodeKind::Int8 => vreinterpretq_s8_u8(veorq_u8(vld1q_u8(row.add(j)), vdupq_n_u8(0x80))),
+            CodeKind::Mxfp4 | CodeKind::Int4 => {
+                let b = vld1_u8(row.add(j / 2));
+                let lo = vand_u8(b, vdup_n_u8(0x0f));
+                let hi = vshr_n_u8::<4>(b);
+                let idx = vcombine_u8(vzip1_u8(lo, hi), vzip2_u8(lo, hi));
+                vqtbl1q_s8(lut, idx)
+            }
+        }
+    }
+}
+
+/// # Safety
+/// The module's contract on `x` and `y`.
+pub(super) unsafe fn rows(
+    w: &PackedRef<'_>,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    let cols = w.cols;
+    let xp = x.as_ptr();
+    // SAFETY: the table has 16 bytes.
+    let lut = unsafe { vld1q_s8(w.kind.table().as_ptr()) };
+    for r in rows {
+        let row = w.row(r); // [row_bytes]
+        let mut i0 = 0;
+        while i0 < t {
+            let nb = TB.min(t - i0);
+            // SAFETY: NEON is baseline on aarch64.
+            let mut acc = [unsafe { vdupq_n_f32(0.0) }; TB];
+            let mut tail = [0.0f32; TB];
+            for g in 0..w.groups() {
+                let (zero, scale) = w.group_params(r, g);
+                let end = ((g + 1) * w.group).min(cols);
+                let mut j = g * w.group;
+                if w.kind == CodeKind::Int8 || j % 2 == 0 {
+                    while j + 16 <= end {
+                        // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
+                        unsafe {
+                            let (zv, sv) = (vdupq_n_f32(zero), vdupq_n_f32(scale));
+                            let c = codes16(w.kind, lut, row.as_ptr(), j);
+                            let l = vmovl_s8(vget_low_s8(c));
+                            let h = vmovl_high_s8(c);
+                            let q = [
+                                vmovl_s16(vget_low_s16(l)),
+                                vmovl_high_s16(l),
+                                vmovl_s16(vget_low_s16(h)),
+                                vmovl_high_s16(h),
+                            ]
+                            .map(|v| vmulq_f32(vsubq_f32(vcvtq_f32_s32(v), zv), sv));
+                            for k in 0..nb {
+                                let p = xp.add((i0 + k) * cols + j);
+                                for (n, v) in q.iter().enumerate() {
+                                    acc[k] = vfmaq_f32(acc[k], *v, vld1q_f32(p.add(4 * n)));
+                                }
+                            }
+                        }
+                        j += 16;
+                    }
+                }
+                for j in j..end {
+                    let v = (w.code(row, j) - zero) * scale;
+                    for k in 0..nb {
+                        tail[k] += v * x[(i0 + k) * cols + j];
+                    }
+                }
+            }
+            for k in 0..nb {
+                // SAFETY: (i0 + k, r) is inside the caller's region; NEON is baseline.
+                unsafe { *y.0.add((i0 + k) * ldy + r) = vaddvq_f32(acc[k]) + tail[k] };
+            }
+            i0 += TB;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! x86-64 packed kernels: 16 codes at a time become 16 signed bytes (nibbles through a 16-entry byte
+//! table by `pshufb`, int8 by flipping the sign bit), then f32 lanes, minus the group's zero, times its
+//! scale, and one FMA per token against the activations. Up to [`TB`] tokens share each decoded
+//! vector. Columns that do not fill 16 lanes inside a group go through the scalar decode.
+//!
+//! The functions require CPU features; `mod.rs` calls them only at a level `Isa::supported` confirmed,
+//! with `x` of `t·cols` values and `y` covering `(t-1)·ldy + rows.end`.
+
+#![allow(clippy::needless_range_loop)] // accumulators are indexed by token
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use super::{CodeKind, PackedRef};
+use crate::kernels::YPtr;
+
+/// Tokens that share one decoded vector.
+const TB: usize = 4;
+
+/// The 16 codes from element `j` of a row (`j` even for nibble formats) as signed table bytes.
+///
+/// # Safety
+/// `row` must be readable at the bytes holding elements `j..j+16` (8 bytes from `j/2` for nibbles).
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn codes16(kind: CodeKind, lut: __m128i, row: *const u8, j: usize) -> __m128i {
+    // SAFETY: the loads read exactly the bytes the caller guarantees readable.
+    unsafe {
+        match kind {
+            CodeKind::Int8 => _mm_xor_si128(
+                _mm_loadu_si128(row.add(j) as *const __m128i),
+                _mm_set1_epi8(-128),
+            ),
+            CodeKind::Mxfp4 | CodeKind::Int4 => {
+                let b = _mm_loadl_epi64(row.add(j / 2) as *const __m128i);
+                let m = _mm_set1_epi8(0x0f);
+                let lo = _mm_and_si128(b, m);
+                let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
+                // Bytes lo0, hi0, lo1, hi1, ...: elements j..j+16 in order.
+                _mm_shuffle_epi8(lut, _mm_unpacklo_epi8(lo, hi))
+            }
+        }
+    }
+}
+
+/// Whether group `[j, ..)` may use the 16-lane decode (nibble loads need an even start).
+#[inline(always)]
+fn vector_start_ok(kind: CodeKind, j: usize) -> bool {
+    kind == CodeKind::Int8 || j % 2 == 0
+}
+
+/// AVX-512: 16 lanes.
+///
+/// # Safety
+/// AVX-512 F/BW/VL, AVX2 and FMA present; the module's contract on `x` and `y`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+pub(super) unsafe fn rows_512(
+    w: &PackedRef<'_>,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    let cols = w.cols;
+    let xp = x.as_ptr();
+    // SAFETY: the table has 16 bytes.
+    let lut = unsafe { _mm_loadu_si128(w.kind.table().as_ptr() as *const __m128i) };
+    for r in rows {
+        let row = w.row(r); // [row_bytes]
+        let mut i0 = 0;
+        while i0 < t {
+            let nb = TB.min(t - i0);
+            let mut acc = [_mm512_setzero_ps(); TB];
+            let mut tail = [0.0f32; TB];
+            for g in 0..w.groups() {
+                let (zero, scale) = w.group_params(r, g);
+                let (zv, sv) = (_mm512_set1_ps(zero), _mm512_set1_ps(scale));
+                let end = ((g + 1) * w.group).min(cols);
+                let mut j = g * w.group;
+                if vector_start_ok(w.kind, j) {
+                    while j + 16 <= end {
+                        // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
+                        unsafe {
+                            let c = codes16(w.kind, lut, row.as_ptr(), j);
+                            let v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c));
+                            let v = _mm512_mul_ps(_mm512_sub_ps(v, zv), sv);
+                            for k in 0..nb {
+                                let xv = _mm512_loadu_ps(xp.add((i0 + k) * cols + j));
+                                acc[k] = _mm512_fmadd_ps(v, xv, acc[k]);
+                            }
+                        }
+                        j += 16;
+                    }
+                }
+                for j in j..end {
+                    let v = (w.code(row, j) - zero) * scale;
+                    for k in 0..nb {
+                        tail[k] += v * x[(i0 + k) * cols + j];
+                    }
+                }
+            }
+            for k in 0..nb {
+                // SAFETY: (i0 + k, r) is inside the caller's region.
+                unsafe { *y.0.add((i0 + k) * ldy + r) = _mm512_reduce_add_ps(acc[k]) + tail[k] };
+            }
+            i0 += TB;
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn hsum256(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
+    _mm_cvtss_f32(s)
+}
+
+/// AVX2 + FMA: two 8-lane halves per 16 codes.
+///
+/// # Safety
+/// AVX2 and FMA present; the module's contract on `x` and `y`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn rows_256(
+    w: &PackedRef<'_>,
+    rows: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    let cols = w.cols;
+    let xp = x.as_ptr();
+    // SAFETY: the table has 16 bytes.
+    let lut = unsafe { _mm_loadu_si128(w.kind.table().as_ptr() as *const __m128i) };
+    for r in rows {
+        let row = w.row(r); // [row_bytes]
+        let mut i0 = 0;
+        while i0 < t {
+            let nb = TB.min(t - i0);
+            let mut acc = [_mm256_setzero_ps(); TB];
+            let mut tail = [0.0f32; TB];
+            for g in 0..w.groups() {
+                let (zero, scale) = w.group_params(r, g);
+                let (zv, sv) = (_mm256_set1_ps(zero), _mm256_set1_ps(scale));
+                let end = ((g + 1) * w.group).min(cols);
+                let mut j = g * w.group;
+                if vector_start_ok(w.kind, j) {
+                    while j + 16 <= end {
+                        // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
+                        unsafe {
+                            let c = codes16(w.kind, lut, row.as_ptr(), j);
+                            let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c));
+                            let hi =
+                                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(c)));
+                            let lo = _mm256_mul_ps(_mm256_sub_ps(lo, zv), sv);
+                            let hi = _mm256_mul_ps(_mm256_sub_ps(hi, zv), sv);
+                            for k in 0..nb {
+                                let p = xp.add((i0 + k) * cols + j);
+                                acc[k] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(p), acc[k]);
+                                acc[k] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(p.add(8)), acc[k]);
+                            }
+                        }
+                        j += 16;
+                    }
+                }
+                for j in j..end {
+                    let v = (w.code(row, j) - zero) * scale;
+                    for k in 0..nb {
+                        tail[k] += v * x[(i0 + k) * cols + j];
+                    }
+                }
+            }
+            for k in 0..nb {
+                // SAFETY: (i0 + k, r) is inside the caller's region.
+                unsafe { *y.0.add((i0 + k) * ldy + r) = hsum256(acc[k]) + tail[k] };
+            }
+            i0 += TB;
+        }
+    }
+}
