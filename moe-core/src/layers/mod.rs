@@ -5,6 +5,7 @@ pub mod fp8;
 mod linear;
 mod mlp;
 mod norm;
+pub(crate) mod packed;
 pub mod rope;
 
 pub use embedding::Embedding;

@@ -71,7 +71,9 @@ impl Model {
         }
         let config = ModelConfig::load(dir)?;
         let checkpoint = Arc::new(Checkpoint::open(dir)?);
-        let root = WeightSource::new(checkpoint.clone()).with_fp8_block(config.fp8_block);
+        let root = WeightSource::new(checkpoint.clone())
+            .with_fp8_block(config.fp8_block)
+            .with_quant(Arc::new(config.quant.clone()));
         let root = if config.weight_prefix.is_empty() {
             root
         } else {

@@ -2,6 +2,7 @@
 
 mod block;
 mod experts;
+mod mxfp4;
 mod router;
 
 pub use block::{MoeBlock, SharedExpert};

@@ -168,7 +168,7 @@ impl<'a> PackedRef<'a> {
                 kind.bits()
             )));
         }
-        if kind == CodeKind::Mxfp4 && (group != 32 || cols % 32 != 0) {
+        if kind == CodeKind::Mxfp4 && (group != 32 || !cols.is_multiple_of(32)) {
             return Err(LayoutError(format!(
                 "MXFP4 needs groups of 32 and a multiple of 32 columns, got {cols} columns"
             )));
@@ -235,7 +235,7 @@ impl<'a> PackedRef<'a> {
             CodeKind::Int8 => ((row[j] ^ 0x80) as i8) as f32,
             k => {
                 let b = row[j / 2];
-                let n = if j % 2 == 0 { b & 0x0f } else { b >> 4 };
+                let n = if j.is_multiple_of(2) { b & 0x0f } else { b >> 4 };
                 k.table()[n as usize] as f32
             }
         }

@@ -60,7 +60,7 @@ pub(super) unsafe fn rows(
                 let (zero, scale) = w.group_params(r, g);
                 let end = ((g + 1) * w.group).min(cols);
                 let mut j = g * w.group;
-                if w.kind == CodeKind::Int8 || j % 2 == 0 {
+                if w.kind == CodeKind::Int8 || j.is_multiple_of(2) {
                     while j + 16 <= end {
                         // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
                         unsafe {

@@ -46,7 +46,7 @@ unsafe fn codes16(kind: CodeKind, lut: __m128i, row: *const u8, j: usize) -> __m
 /// Whether group `[j, ..)` may use the 16-lane decode (nibble loads need an even start).
 #[inline(always)]
 fn vector_start_ok(kind: CodeKind, j: usize) -> bool {
-    kind == CodeKind::Int8 || j % 2 == 0
+    kind == CodeKind::Int8 || j.is_multiple_of(2)
 }
 
 /// AVX-512: 16 lanes.

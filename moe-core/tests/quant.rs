@@ -1,0 +1,180 @@
+//! Compressed checkpoints as published (MXFP4, compressed-tensors int4, FP8 with partial blocks):
+//! prefill logits at every position and decode logits at every step within 1e-3 of the reference on
+//! `../shared/fixtures-quant` (skipped with a note when absent), packed weights kept packed in
+//! memory, and unsupported `quantization_config`s refused before any weight is read.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{max_abs_diff, repo_root, Reference};
+use moe_core::{LogitsMode, Model, Session, SessionParams};
+
+const TOL: f32 = 1e-3;
+
+fn shared_quant(name: &str) -> Option<PathBuf> {
+    let d = repo_root()
+        .join("..")
+        .join("shared")
+        .join("fixtures-quant")
+        .join(name);
+    if d.is_dir() {
+        Some(d)
+    } else {
+        eprintln!("note: {} absent, shared quant fixture skipped", d.display());
+        None
+    }
+}
+
+/// Max abs diffs of prefill (all positions) and of each decode step against `reference.safetensors`.
+fn check_against_reference(dir: &Path) -> (f32, f32) {
+    let reference = Reference::load(&dir.join("reference.safetensors"));
+    let model = Arc::new(Model::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
+    let v = model.vocab_size();
+    let mut s = Session::new(model, &SessionParams::default()).unwrap();
+    let logits = s
+        .prefill(&reference.ids["input_ids"], LogitsMode::All)
+        .unwrap();
+    let dp = max_abs_diff(&logits, &reference.f32("prefill_logits").1);
+    assert!(dp <= TOL, "{}: prefill max abs diff {dp}", dir.display());
+    let want = &reference.f32("decode_logits").1;
+    let mut dd = 0.0f32;
+    for (k, &id) in reference.ids["decode_ids"].iter().enumerate() {
+        let got = s.decode(id).unwrap();
+        let d = max_abs_diff(&got, &want[k * v..(k + 1) * v]);
+        assert!(
+            d <= TOL,
+            "{}: decode step {k} max abs diff {d}",
+            dir.display()
+        );
+        dd = dd.max(d);
+    }
+    eprintln!(
+        "{}: prefill max diff {dp:.2e}, decode max diff {dd:.2e}",
+        dir.display()
+    );
+    (dp, dd)
+}
+
+macro_rules! shared_golden {
+    ($($name:ident),* $(,)?) => {
+        $(#[test] fn $name() {
+            if let Some(d) = shared_quant(stringify!($name)) {
+                check_against_reference(&d);
+            }
+        })*
+    };
+}
+
+shared_golden!(
+    gpt_oss_mxfp4,
+    deepseek_v3_int4,
+    qwen3_moe_w4a16,
+    deepseek_v3_fp8
+);
+
+#[test]
+fn packed_weights_stay_packed_and_mapped() {
+    use moe_core::attention::Attention;
+    use moe_core::model::FeedForward;
+    use moe_core::weights::DType;
+    if let Some(d) = shared_quant("qwen3_moe_w4a16") {
+        let m = Model::load(&d).unwrap();
+        let Attention::Gqa(g) = &m.layers[0].self_attn else {
+            panic!("qwen3 attention is GQA")
+        };
+        assert!(g.o_proj.is_packed() && g.o_proj.weight.dtype() == DType::I32);
+        assert!(g.o_proj.weight.is_mapped());
+        // 64x64 int4 codes + 64x2 bf16 scales.
+        assert_eq!(g.o_proj.weight_bytes(), 64 * 64 / 2 + 64 * 2 * 2);
+        assert!(!m.lm_head.is_packed());
+    }
+    if let Some(d) = shared_quant("gpt_oss_mxfp4") {
+        let m = Model::load(&d).unwrap();
+        let FeedForward::Moe(b) = &m.layers[0].ffn else {
+            panic!("gpt-oss layers are MoE")
+        };
+        // gate_up: 64 rows x 2 blocks x 16 bytes + 64x2 scales; down: 64x16 + 64 scales.
+        assert_eq!(
+            b.experts[0].weight_bytes(),
+            64 * 2 * 16 + 128 + 64 * 16 + 64
+        );
+    }
+}
+
+/// Copies `src`'s config.json (only) into a temporary folder with `quantization_config` replaced:
+/// loading must fail on the config before any weight file is looked at.
+fn load_with_quant_config(q: serde_json::Value) -> moe_core::Error {
+    let src = common::own_fixtures().join("qwen3_moe");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    cfg["quantization_config"] = q;
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    Model::load(tmp.path()).unwrap_err()
+}
+
+#[test]
+fn unsupported_quantization_configs_are_typed_errors_before_weights() {
+    let w = |weights: serde_json::Value, input: serde_json::Value| {
+        serde_json::json!({
+            "quant_method": "compressed-tensors", "format": "pack-quantized",
+            "config_groups": {"group_0": {"targets": ["Linear"], "weights": weights,
+                "input_activations": input}}
+        })
+    };
+    let int4 = serde_json::json!({"num_bits": 4, "type": "int", "symmetric": true,
+        "strategy": "group", "group_size": 32});
+    let cases = [
+        (
+            serde_json::json!({"quant_method": "gptq", "bits": 4}),
+            "gptq",
+        ),
+        (
+            serde_json::json!({"quant_method": "bitsandbytes"}),
+            "bitsandbytes",
+        ),
+        (
+            w(
+                int4.clone(),
+                serde_json::json!({"num_bits": 8, "type": "int"}),
+            ),
+            "input_activations",
+        ),
+        (
+            w(
+                serde_json::json!({"num_bits": 3, "type": "int", "strategy": "group",
+                "group_size": 32}),
+                serde_json::Value::Null,
+            ),
+            "num_bits",
+        ),
+        (
+            w(
+                serde_json::json!({"num_bits": 4, "type": "int", "strategy": "tensor"}),
+                serde_json::Value::Null,
+            ),
+            "tensor",
+        ),
+        (
+            serde_json::json!({"quant_method": "compressed-tensors", "format": "marlin-24",
+                "config_groups": {}}),
+            "marlin-24",
+        ),
+    ];
+    for (q, needle) in cases {
+        match load_with_quant_config(q) {
+            moe_core::Error::UnsupportedQuantization { what } => {
+                assert!(what.contains(needle), "{what} does not name {needle}")
+            }
+            e => panic!("expected UnsupportedQuantization naming {needle}, got {e}"),
+        }
+    }
+    // A supported config with the weights missing fails on the weights, not the config.
+    let e = load_with_quant_config(w(int4, serde_json::Value::Null));
+    assert!(
+        !matches!(e, moe_core::Error::UnsupportedQuantization { .. }),
+        "{e}"
+    );
+}
