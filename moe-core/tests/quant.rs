@@ -1,9 +1,12 @@
 //! Compressed checkpoints as published (MXFP4, compressed-tensors int4, FP8 with partial blocks):
 //! prefill logits at every position and decode logits at every step within 1e-3 of the reference on
-//! `../shared/fixtures-quant` (skipped with a note when absent), packed weights kept packed in
-//! memory, and unsupported `quantization_config`s refused before any weight is read.
+//! `../shared/fixtures-quant` (skipped with a note when absent); the project's own fixtures written
+//! again in each format, matching their exactly dequantized float twins; packed weights kept packed
+//! in memory; and unsupported `quantization_config`s refused before any weight is read.
 
 mod common;
+#[path = "common/quant_twins.rs"]
+mod twins;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -177,4 +180,127 @@ fn unsupported_quantization_configs_are_typed_errors_before_weights() {
         !matches!(e, moe_core::Error::UnsupportedQuantization { .. }),
         "{e}"
     );
+}
+
+fn logits(dir: &Path, ids: &[u32], decode: &[u32]) -> Vec<f32> {
+    let model = Arc::new(Model::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
+    let mut s = Session::new(model, &SessionParams::default()).unwrap();
+    let mut out = s.prefill(ids, LogitsMode::All).unwrap();
+    for &d in decode {
+        out.extend(s.decode(d).unwrap());
+    }
+    out
+}
+
+/// The packed checkpoint and its float twin give the same logits at every prefill position and
+/// decode step (the reference's prompt and decode ids).
+fn check_twins(family: &str, what: &str, packed: &Path, float: &Path) {
+    let r = Reference::load(
+        &common::own_fixtures()
+            .join(family)
+            .join("reference.safetensors"),
+    );
+    let (ids, decode) = (&r.ids["input_ids"], &r.ids["decode_ids"]);
+    let (a, b) = (logits(packed, ids, decode), logits(float, ids, decode));
+    let d = max_abs_diff(&a, &b);
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    eprintln!(
+        "{family} {what}: packed vs dequantized twin max diff {d:.2e} (logit scale {scale:.2})"
+    );
+    assert!(d <= TOL, "{family} {what}: packed vs twin differ by {d}");
+    assert!(scale > 0.1, "{family} {what}: degenerate logits");
+}
+
+fn int_twins(family: &str, what: &str, scheme: twins::IntScheme, min_packed: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, f) = (tmp.path().join("packed"), tmp.path().join("float"));
+    let n = twins::write_int_twins(&common::own_fixtures().join(family), &p, &f, &scheme);
+    assert!(n >= min_packed, "{family}: only {n} modules packed");
+    check_twins(family, what, &p, &f);
+}
+
+#[test]
+fn own_gpt_oss_mxfp4_matches_its_twin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, f) = (tmp.path().join("packed"), tmp.path().join("float"));
+    let n = twins::write_mxfp4_twins(&common::own_fixtures().join("gpt_oss"), &p, &f);
+    assert!(n >= 2);
+    check_twins("gpt_oss", "mxfp4", &p, &f);
+}
+
+#[test]
+fn own_deepseek_v3_int4_kimi_layout_matches_its_twin() {
+    let scheme = twins::IntScheme {
+        bits: 4,
+        group: Some(32),
+        symmetric: true,
+        scale: twins::ScaleType::BF16,
+        ignore: vec![
+            "lm_head",
+            "re:.*self_attn.*",
+            "re:.*shared_experts.*",
+            r"re:.*mlp\.(gate|up|gate_up|down)_proj.*",
+        ],
+        quantize: |m| m.contains(".mlp.experts."),
+    };
+    int_twins("deepseek_v3", "int4 g32 routed experts", scheme, 12);
+}
+
+#[test]
+fn own_qwen3_moe_w4a16_matches_its_twin() {
+    let scheme = twins::IntScheme {
+        bits: 4,
+        group: Some(32),
+        symmetric: true,
+        scale: twins::ScaleType::BF16,
+        ignore: vec!["lm_head", "re:.*mlp.gate$"],
+        quantize: |m| m != "lm_head",
+    };
+    int_twins("qwen3_moe", "w4a16 g32", scheme, 20);
+}
+
+#[test]
+fn own_deepseek_v3_int8_channel_asymmetric_matches_its_twin() {
+    // Every Linear but the head and the router, MLA's kv_b_proj included; f32 scales, zero points.
+    let scheme = twins::IntScheme {
+        bits: 8,
+        group: None,
+        symmetric: false,
+        scale: twins::ScaleType::F32,
+        ignore: vec!["lm_head", "re:.*mlp.gate$"],
+        quantize: |m| m != "lm_head",
+    };
+    int_twins("deepseek_v3", "int8 channel asymmetric", scheme, 20);
+}
+
+#[test]
+fn own_qwen3_moe_int4_group16_asymmetric_f16_matches_its_twin() {
+    let scheme = twins::IntScheme {
+        bits: 4,
+        group: Some(16),
+        symmetric: false,
+        scale: twins::ScaleType::F16,
+        ignore: vec!["lm_head", "re:.*mlp.gate$"],
+        quantize: |m| m != "lm_head",
+    };
+    int_twins("qwen3_moe", "int4 g16 asymmetric f16 scales", scheme, 20);
+}
+
+#[test]
+fn a_packed_module_the_config_ignores_is_an_error_naming_it() {
+    let scheme = twins::IntScheme {
+        bits: 4,
+        group: Some(32),
+        symmetric: true,
+        scale: twins::ScaleType::BF16,
+        ignore: vec!["lm_head", "re:.*self_attn.*"],
+        quantize: |m| m != "lm_head",
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, f) = (tmp.path().join("packed"), tmp.path().join("float"));
+    twins::write_int_twins(&common::own_fixtures().join("qwen3_moe"), &p, &f, &scheme);
+    match Model::load(&p).unwrap_err() {
+        moe_core::Error::InconsistentConfig(m) => assert!(m.contains("self_attn"), "{m}"),
+        e => panic!("{e}"),
+    }
 }

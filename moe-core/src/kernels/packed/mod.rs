@@ -235,7 +235,11 @@ impl<'a> PackedRef<'a> {
             CodeKind::Int8 => ((row[j] ^ 0x80) as i8) as f32,
             k => {
                 let b = row[j / 2];
-                let n = if j.is_multiple_of(2) { b & 0x0f } else { b >> 4 };
+                let n = if j.is_multiple_of(2) {
+                    b & 0x0f
+                } else {
+                    b >> 4
+                };
                 k.table()[n as usize] as f32
             }
         }
