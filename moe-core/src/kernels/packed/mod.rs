@@ -8,8 +8,11 @@
 //! - int4 (compressed-tensors `pack-quantized`): a nibble stored `+8`, eight per little-endian i32
 //!   word with element `i` at bits `4i..4i+3` (so, in bytes, the same nibble order as MXFP4).
 //! - int8: a byte stored `+128`, four per i32 word.
+//! - FP8 e4m3 (`quant_method: fp8`): one byte per element, scales `weight_scale_inv` per block of
+//!   `row_block × group` (the 7 magnitude bits placed at bits 20..27 of an f32, times 2^120, give the
+//!   value exactly, subnormals included; the NaN codes 0x7f/0xff, absent from checkpoints, read as ±480).
 //!
-//! Every format decodes through the same step: 16 codes → 16 signed bytes (a 16-entry byte table
+//! Every integer and 4-bit format decodes through the same step: 16 codes → 16 signed bytes (a 16-entry byte table
 //! applied by a shuffle for nibbles: `2·e2m1` for MXFP4, `n - 8` for int4; `b ^ 0x80` for int8) →
 //! f32 lanes, minus the group's zero, times the group's scale (halved for MXFP4's doubled table).
 //! Decoded values equal the exactly dequantized weights (the products of a small integer and a
@@ -47,13 +50,15 @@ pub(crate) enum CodeKind {
     Int4,
     /// 8-bit integers stored `+128`.
     Int8,
+    /// FP8 e4m3fn bytes.
+    E4M3,
 }
 
 impl CodeKind {
     pub(crate) fn bits(self) -> usize {
         match self {
             CodeKind::Mxfp4 | CodeKind::Int4 => 4,
-            CodeKind::Int8 => 8,
+            CodeKind::Int8 | CodeKind::E4M3 => 8,
         }
     }
 
@@ -61,7 +66,7 @@ impl CodeKind {
     pub(crate) fn table(self) -> &'static [i8; 16] {
         match self {
             CodeKind::Mxfp4 => &MXFP4_TABLE,
-            CodeKind::Int4 | CodeKind::Int8 => &INT4_TABLE,
+            CodeKind::Int4 | CodeKind::Int8 | CodeKind::E4M3 => &INT4_TABLE,
         }
     }
 
@@ -69,14 +74,14 @@ impl CodeKind {
     pub(crate) fn factor(self) -> f32 {
         match self {
             CodeKind::Mxfp4 => 0.5,
-            CodeKind::Int4 | CodeKind::Int8 => 1.0,
+            CodeKind::Int4 | CodeKind::Int8 | CodeKind::E4M3 => 1.0,
         }
     }
 
     /// The value that the stored zero-point code means "zero" at (the storage offset).
     fn offset(self) -> i32 {
         match self {
-            CodeKind::Mxfp4 => 0,
+            CodeKind::Mxfp4 | CodeKind::E4M3 => 0,
             CodeKind::Int4 => 8,
             CodeKind::Int8 => 128,
         }
@@ -124,6 +129,16 @@ pub(crate) fn e8m0(s: u8) -> f32 {
     }
 }
 
+/// `2^120`: moves an e4m3 exponent (bias 7) placed in an f32 (bias 127) to its value.
+pub(crate) const E4M3_RESCALE: f32 = f32::from_bits((120 + 127) << 23);
+
+/// An e4m3fn byte as f32 by the bit placement the SIMD paths use (0x7f/0xff read as ±480, not NaN).
+#[inline]
+pub(crate) fn e4m3(b: u8) -> f32 {
+    let bits = (((b & 0x7f) as u32) << 20) | (((b & 0x80) as u32) << 24);
+    f32::from_bits(bits) * E4M3_RESCALE
+}
+
 /// A packed weight matrix `[rows, cols]` used as `y = x·Wᵀ`.
 #[derive(Clone, Copy)]
 pub(crate) struct PackedRef<'a> {
@@ -135,7 +150,9 @@ pub(crate) struct PackedRef<'a> {
     pub cols: usize,
     /// Elements per scale along `cols` (the last group may be shorter).
     pub group: usize,
-    /// `[rows, cols.div_ceil(group)]`.
+    /// Rows sharing one row of scales (FP8 blocks; 1 for the other formats).
+    pub row_block: usize,
+    /// `[rows.div_ceil(row_block), cols.div_ceil(group)]`.
     pub scales: Scales<'a>,
     /// Zero points packed like the codes but along rows: i32 words `[rows.div_ceil(32/bits), groups]`
     /// as little-endian bytes, row `r` at bits `(r % (32/bits))·bits` (compressed-tensors).
@@ -195,8 +212,42 @@ impl<'a> PackedRef<'a> {
             rows,
             cols,
             group,
+            row_block: 1,
             scales,
             zeros,
+        })
+    }
+
+    /// FP8 e4m3 `[rows, cols]` with f32 block scales `[ceil(rows/br), ceil(cols/bc)]`.
+    pub(crate) fn fp8(
+        codes: &'a [u8],
+        rows: usize,
+        cols: usize,
+        (br, bc): (usize, usize),
+        scales: &'a [f32],
+    ) -> Result<Self, LayoutError> {
+        if br == 0 || bc == 0 || codes.len() != rows * cols {
+            return Err(LayoutError(format!(
+                "{} FP8 bytes for {rows}x{cols} (blocks {br}x{bc})",
+                codes.len()
+            )));
+        }
+        if scales.len() != rows.div_ceil(br) * cols.div_ceil(bc) {
+            return Err(LayoutError(format!(
+                "{} FP8 block scales for {rows}x{cols} in {br}x{bc} blocks",
+                scales.len()
+            )));
+        }
+        Ok(PackedRef {
+            kind: CodeKind::E4M3,
+            codes,
+            row_bytes: cols,
+            rows,
+            cols,
+            group: bc,
+            row_block: br,
+            scales: Scales::F32(scales),
+            zeros: None,
         })
     }
 
@@ -213,7 +264,7 @@ impl<'a> PackedRef<'a> {
     /// `(zero, scale)` of group `g` of row `r`: element = `(table value - zero) · scale`.
     #[inline]
     pub(crate) fn group_params(&self, r: usize, g: usize) -> (f32, f32) {
-        let scale = self.scales.get(r * self.groups() + g) * self.kind.factor();
+        let scale = self.scales.get((r / self.row_block) * self.groups() + g) * self.kind.factor();
         let zero = match self.zeros {
             None => 0.0,
             Some(z) => {
@@ -233,6 +284,7 @@ impl<'a> PackedRef<'a> {
     pub(crate) fn code(&self, row: &[u8], j: usize) -> f32 {
         match self.kind {
             CodeKind::Int8 => ((row[j] ^ 0x80) as i8) as f32,
+            CodeKind::E4M3 => e4m3(row[j]),
             k => {
                 let b = row[j / 2];
                 let n = if j.is_multiple_of(2) {

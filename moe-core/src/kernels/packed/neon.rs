@@ -7,7 +7,7 @@
 use std::arch::aarch64::*;
 use std::ops::Range;
 
-use super::{CodeKind, PackedRef};
+use super::{CodeKind, PackedRef, E4M3_RESCALE};
 use crate::kernels::YPtr;
 
 /// Tokens that share one decoded vector.
@@ -22,7 +22,9 @@ unsafe fn codes16(kind: CodeKind, lut: int8x16_t, row: *const u8, j: usize) -> i
     // SAFETY: the loads read exactly the bytes the caller guarantees readable; NEON is baseline.
     unsafe {
         match kind {
-            CodeKind::Int8 => vreinterpretq_s8_u8(veorq_u8(vld1q_u8(row.add(j)), vdupq_n_u8(0x80))),
+            CodeKind::Int8 | CodeKind::E4M3 => {
+                vreinterpretq_s8_u8(veorq_u8(vld1q_u8(row.add(j)), vdupq_n_u8(0x80)))
+            }
             CodeKind::Mxfp4 | CodeKind::Int4 => {
                 let b = vld1_u8(row.add(j / 2));
                 let lo = vand_u8(b, vdup_n_u8(0x0f));
@@ -30,6 +32,47 @@ unsafe fn codes16(kind: CodeKind, lut: int8x16_t, row: *const u8, j: usize) -> i
                 let idx = vcombine_u8(vzip1_u8(lo, hi), vzip2_u8(lo, hi));
                 vqtbl1q_s8(lut, idx)
             }
+        }
+    }
+}
+
+/// 16 values from element `j` as four f32x4, before zero and scale (e4m3: magnitude bits at 20..27,
+/// sign at 31, × 2^120).
+///
+/// # Safety
+/// As [`codes16`].
+#[inline(always)]
+unsafe fn values16(kind: CodeKind, lut: int8x16_t, row: *const u8, j: usize) -> [float32x4_t; 4] {
+    // SAFETY: the caller's guarantee on `row`; NEON is baseline.
+    unsafe {
+        if kind == CodeKind::E4M3 {
+            let b = vld1q_u8(row.add(j));
+            let (l, h) = (vmovl_u8(vget_low_u8(b)), vmovl_high_u8(b));
+            [
+                vmovl_u16(vget_low_u16(l)),
+                vmovl_high_u16(l),
+                vmovl_u16(vget_low_u16(h)),
+                vmovl_high_u16(h),
+            ]
+            .map(|v| {
+                let mag = vshlq_n_u32::<20>(vandq_u32(v, vdupq_n_u32(0x7f)));
+                let sign = vshlq_n_u32::<24>(vandq_u32(v, vdupq_n_u32(0x80)));
+                vmulq_f32(
+                    vreinterpretq_f32_u32(vorrq_u32(mag, sign)),
+                    vdupq_n_f32(E4M3_RESCALE),
+                )
+            })
+        } else {
+            let c = codes16(kind, lut, row, j);
+            let l = vmovl_s8(vget_low_s8(c));
+            let h = vmovl_high_s8(c);
+            [
+                vmovl_s16(vget_low_s16(l)),
+                vmovl_high_s16(l),
+                vmovl_s16(vget_low_s16(h)),
+                vmovl_high_s16(h),
+            ]
+            .map(|v| vcvtq_f32_s32(v))
         }
     }
 }
@@ -60,21 +103,13 @@ pub(super) unsafe fn rows(
                 let (zero, scale) = w.group_params(r, g);
                 let end = ((g + 1) * w.group).min(cols);
                 let mut j = g * w.group;
-                if w.kind == CodeKind::Int8 || j.is_multiple_of(2) {
+                if w.kind.bits() == 8 || j.is_multiple_of(2) {
                     while j + 16 <= end {
                         // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
                         unsafe {
                             let (zv, sv) = (vdupq_n_f32(zero), vdupq_n_f32(scale));
-                            let c = codes16(w.kind, lut, row.as_ptr(), j);
-                            let l = vmovl_s8(vget_low_s8(c));
-                            let h = vmovl_high_s8(c);
-                            let q = [
-                                vmovl_s16(vget_low_s16(l)),
-                                vmovl_high_s16(l),
-                                vmovl_s16(vget_low_s16(h)),
-                                vmovl_high_s16(h),
-                            ]
-                            .map(|v| vmulq_f32(vsubq_f32(vcvtq_f32_s32(v), zv), sv));
+                            let q = values16(w.kind, lut, row.as_ptr(), j)
+                                .map(|v| vmulq_f32(vsubq_f32(v, zv), sv));
                             for k in 0..nb {
                                 let p = xp.add((i0 + k) * cols + j);
                                 for (n, v) in q.iter().enumerate() {

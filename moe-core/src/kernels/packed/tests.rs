@@ -268,3 +268,69 @@ fn layouts_that_do_not_cover_the_matrix_are_refused() {
     )
     .is_err());
 }
+
+#[test]
+fn e4m3_bit_placement_is_the_format_for_every_non_nan_byte() {
+    for b in 0..=255u8 {
+        let want = crate::layers::fp8::decode_e4m3(b);
+        if want.is_nan() {
+            continue;
+        }
+        assert_eq!(e4m3(b).to_bits(), want.to_bits(), "byte {b:#04x}");
+    }
+}
+
+#[test]
+fn fp8_blocks_every_isa_matches_the_dequantized_matrix() {
+    let mut rng = Rng(21);
+    for &(rows, cols, br, bc) in &[
+        (1usize, 1usize, 128usize, 128usize),
+        (5, 33, 8, 16),
+        (40, 64, 32, 32),
+        (37, 100, 3, 5),
+        (130, 257, 128, 128),
+        (66, 520, 16, 48),
+    ] {
+        let codes: Vec<u8> = (0..rows * cols)
+            .map(|_| {
+                let b = rng.next() as u8;
+                if b & 0x7f == 0x7f {
+                    b ^ 1
+                } else {
+                    b
+                }
+            })
+            .collect();
+        let scales: Vec<f32> = (0..rows.div_ceil(br) * cols.div_ceil(bc))
+            .map(|_| 0.01 + rng.f().abs() * 0.05)
+            .collect();
+        let w = PackedRef::fp8(&codes, rows, cols, (br, bc), &scales).unwrap();
+        for t in [1, 3, 6] {
+            let x: Vec<f32> = (0..t * cols).map(|_| rng.f()).collect();
+            let mut want = vec![0.0f32; t * rows];
+            for i in 0..t {
+                for r in 0..rows {
+                    want[i * rows + r] = (0..cols)
+                        .map(|j| {
+                            let s = scales[(r / br) * cols.div_ceil(bc) + j / bc] as f64;
+                            crate::layers::fp8::decode_e4m3(codes[r * cols + j]) as f64
+                                * s
+                                * x[i * cols + j] as f64
+                        })
+                        .sum::<f64>() as f32;
+                }
+            }
+            for isa in crate::kernels::supported_isas() {
+                let mut y = vec![0.0; t * rows];
+                packed_matmul_t_with(isa, &w, &x, t, &mut y);
+                for (p, q) in want.iter().zip(&y) {
+                    assert!(
+                        (p - q).abs() <= 1e-4 * (1.0 + p.abs()),
+                        "{isa} {rows}x{cols} {br}x{bc} t{t}: {p} vs {q}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(PackedRef::fp8(&[0; 4], 2, 2, (1, 1), &[0.0; 3]).is_err());
+}

@@ -11,7 +11,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{CodeKind, PackedRef};
+use super::{CodeKind, PackedRef, E4M3_RESCALE};
 use crate::kernels::YPtr;
 
 /// Tokens that share one decoded vector.
@@ -27,7 +27,7 @@ unsafe fn codes16(kind: CodeKind, lut: __m128i, row: *const u8, j: usize) -> __m
     // SAFETY: the loads read exactly the bytes the caller guarantees readable.
     unsafe {
         match kind {
-            CodeKind::Int8 => _mm_xor_si128(
+            CodeKind::Int8 | CodeKind::E4M3 => _mm_xor_si128(
                 _mm_loadu_si128(row.add(j) as *const __m128i),
                 _mm_set1_epi8(-128),
             ),
@@ -46,7 +46,79 @@ unsafe fn codes16(kind: CodeKind, lut: __m128i, row: *const u8, j: usize) -> __m
 /// Whether group `[j, ..)` may use the 16-lane decode (nibble loads need an even start).
 #[inline(always)]
 fn vector_start_ok(kind: CodeKind, j: usize) -> bool {
-    kind == CodeKind::Int8 || j.is_multiple_of(2)
+    kind.bits() == 8 || j.is_multiple_of(2)
+}
+
+/// 16 e4m3 bytes from `row + j` as i32 lanes → f32: magnitude bits at 20..27, sign at 31, × 2^120.
+///
+/// # Safety
+/// `row` readable at `j..j+16`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+#[inline]
+unsafe fn e4m3_16(row: *const u8, j: usize) -> __m512 {
+    // SAFETY: reads the 16 bytes the caller guarantees readable.
+    let b = unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(row.add(j) as *const __m128i)) };
+    let mag = _mm512_slli_epi32::<20>(_mm512_and_si512(b, _mm512_set1_epi32(0x7f)));
+    let sign = _mm512_slli_epi32::<24>(_mm512_and_si512(b, _mm512_set1_epi32(0x80)));
+    _mm512_mul_ps(
+        _mm512_castsi512_ps(_mm512_or_si512(mag, sign)),
+        _mm512_set1_ps(E4M3_RESCALE),
+    )
+}
+
+/// 16 decoded table values (or e4m3 values) from element `j`, before zero and scale.
+///
+/// # Safety
+/// As [`codes16`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+#[inline]
+unsafe fn values16_512(kind: CodeKind, lut: __m128i, row: *const u8, j: usize) -> __m512 {
+    // SAFETY: the caller's guarantee on `row`.
+    unsafe {
+        if kind == CodeKind::E4M3 {
+            e4m3_16(row, j)
+        } else {
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes16(kind, lut, row, j)))
+        }
+    }
+}
+
+/// 8 e4m3 bytes from `row + j` as f32 (see [`e4m3_16`]).
+///
+/// # Safety
+/// `row` readable at `j..j+8`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn e4m3_8(row: *const u8, j: usize) -> __m256 {
+    // SAFETY: reads the 8 bytes the caller guarantees readable.
+    let b = unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(row.add(j) as *const __m128i)) };
+    let mag = _mm256_slli_epi32::<20>(_mm256_and_si256(b, _mm256_set1_epi32(0x7f)));
+    let sign = _mm256_slli_epi32::<24>(_mm256_and_si256(b, _mm256_set1_epi32(0x80)));
+    _mm256_mul_ps(
+        _mm256_castsi256_ps(_mm256_or_si256(mag, sign)),
+        _mm256_set1_ps(E4M3_RESCALE),
+    )
+}
+
+/// 16 values from element `j` as two 8-lane halves (AVX2).
+///
+/// # Safety
+/// As [`codes16`].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn values16_256(kind: CodeKind, lut: __m128i, row: *const u8, j: usize) -> (__m256, __m256) {
+    // SAFETY: the caller's guarantee on `row`.
+    unsafe {
+        if kind == CodeKind::E4M3 {
+            (e4m3_8(row, j), e4m3_8(row, j + 8))
+        } else {
+            let c = codes16(kind, lut, row, j);
+            (
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c)),
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(c))),
+            )
+        }
+    }
 }
 
 /// AVX-512: 16 lanes.
@@ -82,8 +154,7 @@ pub(super) unsafe fn rows_512(
                     while j + 16 <= end {
                         // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
                         unsafe {
-                            let c = codes16(w.kind, lut, row.as_ptr(), j);
-                            let v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c));
+                            let v = values16_512(w.kind, lut, row.as_ptr(), j);
                             let v = _mm512_mul_ps(_mm512_sub_ps(v, zv), sv);
                             for k in 0..nb {
                                 let xv = _mm512_loadu_ps(xp.add((i0 + k) * cols + j));
@@ -151,10 +222,7 @@ pub(super) unsafe fn rows_256(
                     while j + 16 <= end {
                         // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
                         unsafe {
-                            let c = codes16(w.kind, lut, row.as_ptr(), j);
-                            let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c));
-                            let hi =
-                                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(c)));
+                            let (lo, hi) = values16_256(w.kind, lut, row.as_ptr(), j);
                             let lo = _mm256_mul_ps(_mm256_sub_ps(lo, zv), sv);
                             let hi = _mm256_mul_ps(_mm256_sub_ps(hi, zv), sv);
                             for k in 0..nb {
