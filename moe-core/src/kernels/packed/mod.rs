@@ -23,6 +23,9 @@
 //! `scalar` is the reference; `x86` (AVX-512, AVX2) and `neon` the fast paths, picked by [`Isa`].
 //! Rows are split over the current rayon pool as in [`matmul_t_with`](super::matmul_t_with).
 
+// Only x86-64 has an int8-activation kernel so far; elsewhere the module serves the tests.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+mod int8act;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod scalar;
@@ -34,7 +37,7 @@ use std::ops::Range;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use super::{Isa, YPtr, PAR_THRESHOLD};
+use super::{Isa, Precision, YPtr, PAR_THRESHOLD};
 
 /// `2·e2m1` of each nibble: 0, .5, 1, 1.5, 2, 3, 4, 6, then the same negated.
 const MXFP4_TABLE: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
@@ -304,13 +307,22 @@ impl<'a> PackedRef<'a> {
     }
 }
 
+/// How one product runs.
+enum Mode {
+    /// f32 activations at an instruction-set level.
+    Exact(Isa),
+    /// Int8 activations, AVX512-VNNI.
+    #[cfg(target_arch = "x86_64")]
+    Vnni(int8act::QuantAct),
+}
+
 /// Computes rows `rows` of `y[i·ldy + r] = W[r,:]·x[i,:]` for every token `i < t`.
 ///
 /// # Safety
 /// `y` must be valid for writes at those elements and no other thread may access them meanwhile;
-/// `isa` must be supported; `x` holds `t·cols` values.
+/// the mode's level must be supported; `x` holds `t·cols` values.
 unsafe fn rows_kernel(
-    isa: Isa,
+    mode: &Mode,
     w: &PackedRef<'_>,
     rows: Range<usize>,
     x: &[f32],
@@ -318,23 +330,42 @@ unsafe fn rows_kernel(
     y: YPtr,
     ldy: usize,
 ) {
-    // SAFETY (whole block): the caller's guarantees, and `isa` was checked by `Isa::supported`.
+    // SAFETY (whole block): the caller's guarantees, and levels were checked by `Isa::supported`
+    // (VNNI by `int8act::vnni::supported`, with a usable layout).
     unsafe {
-        match isa {
+        match mode {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 | Isa::Avx512Bf16 => x86::rows_512(w, rows, x, t, y, ldy),
+            Mode::Vnni(a) => int8act::vnni::rows(w, rows, a, t, y, ldy),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::rows_256(w, rows, x, t, y, ldy),
+            Mode::Exact(Isa::Avx512 | Isa::Avx512Bf16) => x86::rows_512(w, rows, x, t, y, ldy),
+            #[cfg(target_arch = "x86_64")]
+            Mode::Exact(Isa::Avx2) => x86::rows_256(w, rows, x, t, y, ldy),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => neon::rows(w, rows, x, t, y, ldy),
-            _ => scalar::rows(w, rows, x, t, y, ldy),
+            Mode::Exact(Isa::Neon) => neon::rows(w, rows, x, t, y, ldy),
+            Mode::Exact(_) => scalar::rows(w, rows, x, t, y, ldy),
         }
     }
 }
 
-/// `y[T, rows] = x[T, cols]·Wᵀ` at level `isa`, rows split over the current pool.
+/// The mode of a product at `isa` and `precision`: [`Precision::Int8`] takes the int8-activation
+/// kernel where VNNI exists and the layout fits; everything else is exact.
+fn mode(isa: Isa, precision: Precision, w: &PackedRef<'_>, x: &[f32], t: usize) -> Mode {
+    #[cfg(target_arch = "x86_64")]
+    if precision == Precision::Int8
+        && matches!(isa, Isa::Avx512 | Isa::Avx512Bf16)
+        && int8act::usable(w)
+        && int8act::available()
+    {
+        return Mode::Vnni(int8act::quantize(x, t, w.cols));
+    }
+    let _ = (precision, w, x, t);
+    Mode::Exact(isa)
+}
+
+/// `y[T, rows] = x[T, cols]·Wᵀ` at level `isa` and `precision`, rows split over the current pool.
 pub(crate) fn packed_matmul_t_with(
     isa: Isa,
+    precision: Precision,
     w: &PackedRef<'_>,
     x: &[f32],
     t: usize,
@@ -346,11 +377,12 @@ pub(crate) fn packed_matmul_t_with(
     if w.rows == 0 || t == 0 {
         return;
     }
+    let mode = mode(isa, precision, w, x, t);
     let yp = YPtr(y.as_mut_ptr());
     let threads = rayon::current_num_threads();
     if w.rows * w.cols * t < PAR_THRESHOLD || threads == 1 {
         // SAFETY: `y` is exclusively borrowed and has t·rows elements.
-        unsafe { rows_kernel(isa, w, 0..w.rows, x, t, yp, w.rows) };
+        unsafe { rows_kernel(&mode, w, 0..w.rows, x, t, yp, w.rows) };
         return;
     }
     let min_rows = (PAR_THRESHOLD / (w.cols * t).max(1)).max(1);
@@ -360,13 +392,13 @@ pub(crate) fn packed_matmul_t_with(
     (0..tasks).into_par_iter().for_each(|c| {
         let rows = c * per..((c + 1) * per).min(w.rows);
         // SAFETY: tasks own disjoint row ranges of `y`, which outlives the parallel loop.
-        unsafe { rows_kernel(isa, w, rows, x, t, yp, w.rows) };
+        unsafe { rows_kernel(&mode, w, rows, x, t, yp, w.rows) };
     });
 }
 
-/// `y[T, rows] = x[T, cols]·Wᵀ` at the process's kernel level.
+/// `y[T, rows] = x[T, cols]·Wᵀ` at the process's kernel level and the thread's precision.
 pub(crate) fn packed_matmul_t(w: &PackedRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
-    packed_matmul_t_with(super::isa(), w, x, t, y);
+    packed_matmul_t_with(super::isa(), super::current_precision(), w, x, t, y);
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ fn packed_reference_is_the_product_with_the_dequantized_matrix() {
                 let t = 3;
                 let x: Vec<f32> = (0..t * cols).map(|_| rng.f()).collect();
                 let mut y = vec![0.0; t * rows];
-                packed_matmul_t_with(Isa::Scalar, &w, &x, t, &mut y);
+                packed_matmul_t_with(Isa::Scalar, Precision::F32, &w, &x, t, &mut y);
                 for i in 0..t {
                     for r in 0..rows {
                         let want: f64 = (0..cols)
@@ -166,8 +166,8 @@ fn every_isa_matches_scalar_on_ragged_shapes() {
                     for t in [1, 2, 5, 9] {
                         let x: Vec<f32> = (0..t * cols).map(|_| rng.f()).collect();
                         let (mut a, mut b) = (vec![0.0; t * rows], vec![0.0; t * rows]);
-                        packed_matmul_t_with(Isa::Scalar, &w, &x, t, &mut a);
-                        packed_matmul_t_with(isa, &w, &x, t, &mut b);
+                        packed_matmul_t_with(Isa::Scalar, Precision::F32, &w, &x, t, &mut a);
+                        packed_matmul_t_with(isa, Precision::F32, &w, &x, t, &mut b);
                         for (p, q) in a.iter().zip(&b) {
                             assert!(
                                 (p - q).abs() <= 1e-4 * (1.0 + p.abs()),
@@ -322,7 +322,7 @@ fn fp8_blocks_every_isa_matches_the_dequantized_matrix() {
             }
             for isa in crate::kernels::supported_isas() {
                 let mut y = vec![0.0; t * rows];
-                packed_matmul_t_with(isa, &w, &x, t, &mut y);
+                packed_matmul_t_with(isa, Precision::F32, &w, &x, t, &mut y);
                 for (p, q) in want.iter().zip(&y) {
                     assert!(
                         (p - q).abs() <= 1e-4 * (1.0 + p.abs()),
@@ -333,4 +333,67 @@ fn fp8_blocks_every_isa_matches_the_dequantized_matrix() {
         }
     }
     assert!(PackedRef::fp8(&[0; 4], 2, 2, (1, 1), &[0.0; 3]).is_err());
+}
+
+/// The int8-activation mode: the VNNI kernel computes exactly the integer arithmetic of its
+/// reference, and differs from the exact mode by no more than the activations' rounding allows.
+#[test]
+fn int8_activation_mode_matches_its_reference_and_its_error_bound() {
+    let mut rng = Rng(33);
+    let mut vnni_ran = false;
+    for kind in [CodeKind::Int4, CodeKind::Int8] {
+        for &(rows, cols) in &[(1usize, 32usize), (7, 64), (37, 160), (70, 512)] {
+            for group in [32, 64, cols] {
+                if group > cols || !group.is_multiple_of(32) {
+                    continue;
+                }
+                for asym in [false, true] {
+                    let o = Owned::random(kind, rows, cols, group, asym, &mut rng);
+                    let w = o.view(0);
+                    assert!(int8act::usable(&w));
+                    for t in [1, 3, 6] {
+                        let x: Vec<f32> = (0..t * cols).map(|_| rng.f()).collect();
+                        let a = int8act::quantize(&x, t, cols);
+                        let want = int8act::rows_reference(&w, &a, t);
+                        let mut exact = vec![0.0; t * rows];
+                        packed_matmul_t_with(Isa::Scalar, Precision::F32, &w, &x, t, &mut exact);
+                        for isa in crate::kernels::supported_isas() {
+                            let mut y = vec![0.0; t * rows];
+                            packed_matmul_t_with(isa, Precision::Int8, &w, &x, t, &mut y);
+                            let vnni = matches!(isa, Isa::Avx512 | Isa::Avx512Bf16)
+                                && int8act::available();
+                            for i in 0..t {
+                                for r in 0..rows {
+                                    let (p, e) = (y[i * rows + r], exact[i * rows + r]);
+                                    if vnni {
+                                        vnni_ran |= p != e;
+                                        let q = want[i * rows + r];
+                                        assert!(
+                                            (p - q).abs() <= 1e-5 * (1.0 + q.abs()),
+                                            "{isa} {kind:?} {rows}x{cols} g{group}: {p} vs {q}"
+                                        );
+                                    }
+                                    // |Δy| <= Σ_j |w_j|·s_b(j)/2.
+                                    let bound: f32 = (0..cols)
+                                        .map(|j| {
+                                            w.value(r, j).abs() * a.scale[(i * cols + j) / 32] / 2.0
+                                        })
+                                        .sum();
+                                    assert!(
+                                        (p - e).abs() <= bound * 1.01 + 1e-5,
+                                        "{isa} {kind:?} {rows}x{cols}: {p} vs exact {e}, bound {bound}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        vnni_ran,
+        int8act::available(),
+        "the VNNI kernel ran where available"
+    );
 }
