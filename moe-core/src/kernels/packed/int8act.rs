@@ -10,7 +10,7 @@
 //! not the exact mode and runs only when chosen. Used where VNNI exists and the layout fits
 //! (int4/int8 codes, groups a multiple of 32); everything else keeps the exact mode.
 
-use super::{CodeKind, PackedRef};
+use super::{CodeKind, PackedRef, RowParams};
 
 /// Columns per activation scale.
 pub(super) const BLOCK: usize = 32;
@@ -71,10 +71,11 @@ pub(super) fn usable(w: &PackedRef<'_>) -> bool {
         && w.row_block == 1
 }
 
-/// The zero of group `g` of row `r` in the stored (unsigned) domain, and the group's scale.
-#[inline]
-pub(super) fn unsigned_params(w: &PackedRef<'_>, r: usize, g: usize) -> (i32, f32) {
-    let (zero, scale) = w.group_params(r, g);
+/// The zero of group `g` of the row `p` was made for, in the stored (unsigned) domain, and the
+/// group's scale.
+#[inline(always)]
+pub(super) fn unsigned_params(w: &PackedRef<'_>, p: RowParams, g: usize) -> (i32, f32) {
+    let (zero, scale) = w.params(p, g);
     (zero as i32 + w.kind.offset(), scale)
 }
 
@@ -101,10 +102,11 @@ pub(super) fn rows_reference(w: &PackedRef<'_>, a: &QuantAct, t: usize) -> Vec<f
     let mut y = vec![0.0f32; t * w.rows];
     for r in 0..w.rows {
         let row = w.row(r);
+        let p = w.row_params(r, w.groups());
         for i in 0..t {
             let mut acc = 0.0f32;
             for b in 0..nb {
-                let (z, ws) = unsigned_params(w, r, b * BLOCK / w.group);
+                let (z, ws) = unsigned_params(w, p, b * BLOCK / w.group);
                 let d: i32 = (b * BLOCK..(b + 1) * BLOCK)
                     .map(|j| (unsigned_code(w, row, j) - z) * a.q[i * w.cols + j] as i32)
                     .sum();
@@ -166,6 +168,47 @@ pub(super) mod vnni {
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
     }
 
+    /// Row `r` for the `N` tokens from `i0`.
+    ///
+    /// # Safety
+    /// As [`rows`]; tokens `i0..i0+N` exist.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    unsafe fn tile<const N: usize>(
+        w: &PackedRef<'_>,
+        r: usize,
+        a: &QuantAct,
+        i0: usize,
+        y: YPtr,
+        ldy: usize,
+    ) {
+        let nb = w.cols / BLOCK;
+        let row = w.row(r).as_ptr(); // [row_bytes]
+        let p = w.row_params(r, w.groups());
+        let mut acc = [_mm256_setzero_ps(); N];
+        for b in 0..nb {
+            let (z, ws) = unsigned_params(w, p, b * BLOCK / w.group);
+            // SAFETY: block b lies inside the row; activation rows hold `cols` bytes.
+            unsafe {
+                let wv = codes32(w.kind, row, b);
+                for k in 0..N {
+                    let i = (i0 + k) * nb + b;
+                    // Lane 0 starts at -z·Σq, so the lanes sum to Σ (u - z)·q exactly.
+                    let init = _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, -z * a.sum[i]);
+                    let xv = _mm256_loadu_si256(
+                        a.q.as_ptr().add((i0 + k) * w.cols + b * BLOCK) as *const __m256i
+                    );
+                    let d = _mm256_dpbusd_epi32(init, wv, xv);
+                    let s = _mm256_set1_ps(ws * a.scale[i]);
+                    acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), s, acc[k]);
+                }
+            }
+        }
+        for k in 0..N {
+            // SAFETY: (i0 + k, r) is inside the caller's region.
+            unsafe { *y.0.add((i0 + k) * ldy + r) = hsum(acc[k]) };
+        }
+    }
+
     /// Rows `rows` of `y[i·ldy + r]` for every token `i < t` from quantized activations `a`.
     ///
     /// # Safety
@@ -180,36 +223,20 @@ pub(super) mod vnni {
         y: YPtr,
         ldy: usize,
     ) {
-        let nb = w.cols / BLOCK;
         for r in rows {
-            let row = w.row(r).as_ptr(); // [row_bytes]
             let mut i0 = 0;
             while i0 < t {
-                let n = TB.min(t - i0);
-                let mut acc = [_mm256_setzero_ps(); TB];
-                for b in 0..nb {
-                    let (z, ws) = unsigned_params(w, r, b * BLOCK / w.group);
-                    // SAFETY: block b lies inside the row; activation rows hold `cols` bytes.
-                    unsafe {
-                        let wv = codes32(w.kind, row, b);
-                        for k in 0..n {
-                            let i = (i0 + k) * nb + b;
-                            // Lane 0 starts at -z·Σq, so the lanes sum to Σ (u - z)·q exactly.
-                            let init = _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, -z * a.sum[i]);
-                            let xv =
-                                _mm256_loadu_si256(a.q.as_ptr().add((i0 + k) * w.cols + b * BLOCK)
-                                    as *const __m256i);
-                            let d = _mm256_dpbusd_epi32(init, wv, xv);
-                            let s = _mm256_set1_ps(ws * a.scale[i]);
-                            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), s, acc[k]);
-                        }
+                let n = (t - i0).min(TB);
+                // SAFETY: tokens i0..i0+n exist; the rest is the caller's guarantee.
+                unsafe {
+                    match n {
+                        1 => tile::<1>(w, r, a, i0, y, ldy),
+                        2 => tile::<2>(w, r, a, i0, y, ldy),
+                        3 => tile::<3>(w, r, a, i0, y, ldy),
+                        _ => tile::<4>(w, r, a, i0, y, ldy),
                     }
                 }
-                for k in 0..n {
-                    // SAFETY: (i0 + k, r) is inside the caller's region.
-                    unsafe { *y.0.add((i0 + k) * ldy + r) = hsum(acc[k]) };
-                }
-                i0 += TB;
+                i0 += n;
             }
         }
     }

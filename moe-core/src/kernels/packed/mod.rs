@@ -162,6 +162,14 @@ pub(crate) struct PackedRef<'a> {
     pub zeros: Option<&'a [u8]>,
 }
 
+/// Offsets of one row's scales and zero points (see [`PackedRef::row_params`]).
+#[derive(Clone, Copy)]
+pub(crate) struct RowParams {
+    scale_base: usize,
+    zero_base: usize,
+    zero_shift: u32,
+}
+
 /// Why a packed view cannot be built over the given buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LayoutError(pub String);
@@ -264,22 +272,37 @@ impl<'a> PackedRef<'a> {
         &self.codes[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
 
-    /// `(zero, scale)` of group `g` of row `r`: element = `(table value - zero) · scale`.
+    /// Where row `r`'s scales and zero points start (the divisions, hoisted out of group loops).
     #[inline]
-    pub(crate) fn group_params(&self, r: usize, g: usize) -> (f32, f32) {
-        let scale = self.scales.get((r / self.row_block) * self.groups() + g) * self.kind.factor();
+    pub(crate) fn row_params(&self, r: usize, groups: usize) -> RowParams {
+        let per_word = 32 / self.kind.bits();
+        RowParams {
+            scale_base: (r / self.row_block) * groups,
+            zero_base: (r / per_word) * groups,
+            zero_shift: ((r % per_word) * self.kind.bits()) as u32,
+        }
+    }
+
+    /// `(zero, scale)` of group `g` of the row `p` was made for.
+    #[inline(always)]
+    pub(crate) fn params(&self, p: RowParams, g: usize) -> (f32, f32) {
+        let scale = self.scales.get(p.scale_base + g) * self.kind.factor();
         let zero = match self.zeros {
             None => 0.0,
             Some(z) => {
-                let bits = self.kind.bits();
-                let per_word = 32 / bits;
-                let w = ((r / per_word) * self.groups() + g) * 4;
+                let w = (p.zero_base + g) * 4;
                 let word = u32::from_le_bytes([z[w], z[w + 1], z[w + 2], z[w + 3]]);
-                let stored = (word >> ((r % per_word) * bits)) & ((1 << bits) - 1);
+                let stored = (word >> p.zero_shift) & ((1 << self.kind.bits()) - 1);
                 (stored as i32 - self.kind.offset()) as f32
             }
         };
         (zero, scale)
+    }
+
+    /// `(zero, scale)` of group `g` of row `r`: element = `(table value - zero) · scale`.
+    #[inline]
+    pub(crate) fn group_params(&self, r: usize, g: usize) -> (f32, f32) {
+        self.params(self.row_params(r, self.groups()), g)
     }
 
     /// The table value of element `j` of a row's codes (before zero and scale).

@@ -2,7 +2,7 @@
 //! byte table by `tbl`, int8 by flipping the sign bit), widened to four f32x4, minus the group's zero,
 //! times its scale, one FMA per token and quarter. Same contract as the x86 kernels.
 
-#![allow(clippy::needless_range_loop)] // accumulators are indexed by token
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)] // accumulators are indexed by token
 
 use std::arch::aarch64::*;
 use std::ops::Range;
@@ -77,6 +77,61 @@ unsafe fn values16(kind: CodeKind, lut: int8x16_t, row: *const u8, j: usize) -> 
     }
 }
 
+/// Row `r` for the `N` tokens from `i0` (a compile-time tile, so the accumulators stay in registers).
+///
+/// # Safety
+/// The module's contract; tokens `i0..i0+N` exist.
+#[inline(always)]
+unsafe fn tile<const N: usize>(
+    w: &PackedRef<'_>,
+    lut: int8x16_t,
+    r: usize,
+    x: &[f32],
+    i0: usize,
+    y: YPtr,
+    ldy: usize,
+) {
+    let (cols, groups) = (w.cols, w.groups());
+    let row = w.row(r); // [row_bytes]
+    let rp = w.row_params(r, groups);
+    let xp = x.as_ptr();
+    // SAFETY: NEON is baseline on aarch64.
+    let mut acc = [unsafe { vdupq_n_f32(0.0) }; N];
+    let mut tail = [0.0f32; N];
+    for g in 0..groups {
+        let (zero, scale) = w.params(rp, g);
+        let end = ((g + 1) * w.group).min(cols);
+        let mut j = g * w.group;
+        if w.kind.bits() == 8 || j.is_multiple_of(2) {
+            while j + 16 <= end {
+                // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
+                unsafe {
+                    let (zv, sv) = (vdupq_n_f32(zero), vdupq_n_f32(scale));
+                    let q = values16(w.kind, lut, row.as_ptr(), j)
+                        .map(|v| vmulq_f32(vsubq_f32(v, zv), sv));
+                    for k in 0..N {
+                        let p = xp.add((i0 + k) * cols + j);
+                        for (n, v) in q.iter().enumerate() {
+                            acc[k] = vfmaq_f32(acc[k], *v, vld1q_f32(p.add(4 * n)));
+                        }
+                    }
+                }
+                j += 16;
+            }
+        }
+        for j in j..end {
+            let v = (w.code(row, j) - zero) * scale;
+            for k in 0..N {
+                tail[k] += v * x[(i0 + k) * cols + j];
+            }
+        }
+    }
+    for k in 0..N {
+        // SAFETY: (i0 + k, r) is inside the caller's region; NEON is baseline.
+        unsafe { *y.0.add((i0 + k) * ldy + r) = vaddvq_f32(acc[k]) + tail[k] };
+    }
+}
+
 /// # Safety
 /// The module's contract on `x` and `y`.
 pub(super) unsafe fn rows(
@@ -87,51 +142,22 @@ pub(super) unsafe fn rows(
     y: YPtr,
     ldy: usize,
 ) {
-    let cols = w.cols;
-    let xp = x.as_ptr();
     // SAFETY: the table has 16 bytes.
     let lut = unsafe { vld1q_s8(w.kind.table().as_ptr()) };
     for r in rows {
-        let row = w.row(r); // [row_bytes]
         let mut i0 = 0;
         while i0 < t {
-            let nb = TB.min(t - i0);
-            // SAFETY: NEON is baseline on aarch64.
-            let mut acc = [unsafe { vdupq_n_f32(0.0) }; TB];
-            let mut tail = [0.0f32; TB];
-            for g in 0..w.groups() {
-                let (zero, scale) = w.group_params(r, g);
-                let end = ((g + 1) * w.group).min(cols);
-                let mut j = g * w.group;
-                if w.kind.bits() == 8 || j.is_multiple_of(2) {
-                    while j + 16 <= end {
-                        // SAFETY: elements j..j+16 < cols lie inside the row; x rows hold `cols`.
-                        unsafe {
-                            let (zv, sv) = (vdupq_n_f32(zero), vdupq_n_f32(scale));
-                            let q = values16(w.kind, lut, row.as_ptr(), j)
-                                .map(|v| vmulq_f32(vsubq_f32(v, zv), sv));
-                            for k in 0..nb {
-                                let p = xp.add((i0 + k) * cols + j);
-                                for (n, v) in q.iter().enumerate() {
-                                    acc[k] = vfmaq_f32(acc[k], *v, vld1q_f32(p.add(4 * n)));
-                                }
-                            }
-                        }
-                        j += 16;
-                    }
-                }
-                for j in j..end {
-                    let v = (w.code(row, j) - zero) * scale;
-                    for k in 0..nb {
-                        tail[k] += v * x[(i0 + k) * cols + j];
-                    }
+            let n = (t - i0).min(TB);
+            // SAFETY: tokens i0..i0+n exist; the rest is the caller's guarantee.
+            unsafe {
+                match n {
+                    1 => tile::<1>(w, lut, r, x, i0, y, ldy),
+                    2 => tile::<2>(w, lut, r, x, i0, y, ldy),
+                    3 => tile::<3>(w, lut, r, x, i0, y, ldy),
+                    _ => tile::<4>(w, lut, r, x, i0, y, ldy),
                 }
             }
-            for k in 0..nb {
-                // SAFETY: (i0 + k, r) is inside the caller's region; NEON is baseline.
-                unsafe { *y.0.add((i0 + k) * ldy + r) = vaddvq_f32(acc[k]) + tail[k] };
-            }
-            i0 += TB;
+            i0 += n;
         }
     }
 }

@@ -21,9 +21,11 @@ pub(super) unsafe fn rows(
     let mut acc = vec![0.0f32; t]; // [T]
     for r in rows {
         let row = w.row(r);
+        let groups = w.groups();
+        let p = w.row_params(r, groups);
         acc.fill(0.0);
-        for g in 0..w.groups() {
-            let (zero, scale) = w.group_params(r, g);
+        for g in 0..groups {
+            let (zero, scale) = w.params(p, g);
             for j in g * w.group..((g + 1) * w.group).min(w.cols) {
                 let v = (w.code(row, j) - zero) * scale;
                 for (i, a) in acc.iter_mut().enumerate() {
