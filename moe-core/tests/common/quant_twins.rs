@@ -8,6 +8,8 @@
 //! `weight_shape`; for asymmetric schemes `weight_zero_point` packed the same way along rows), and
 //! gpt-oss MXFP4 (`_blocks` `[E, out, in/32, 16]`, low nibble first; `_scales` e8m0 `[E, out, in/32]`).
 
+#![allow(dead_code)] // each test binary uses part of it
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
