@@ -140,14 +140,20 @@ fn parse_fp8(q: &Raw) -> Result<Quantization> {
     Ok(Quantization::Fp8 { block })
 }
 
-/// Keys whose presence with a non-null value asks for something this engine does not do.
+/// Whether a config value asks for nothing (`null`, `false`, `{}`, `[]`).
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Keys whose presence with a non-empty value asks for something this engine does not do.
 fn refuse_present(q: &Raw, keys: &[&str], scope: &str) -> Result<()> {
     for k in keys {
-        if let Some(v) = q
-            .map
-            .get(*k)
-            .filter(|v| !v.is_null() && *v != &Value::Bool(false))
-        {
+        if let Some(v) = q.map.get(*k).filter(|v| !is_empty(v)) {
             return Err(unsupported(format!("{scope}{k} = {v}")));
         }
     }
@@ -318,6 +324,11 @@ mod tests {
         let q = parse_json(v).unwrap();
         let s = q.pack_scheme().unwrap();
         assert_eq!((s.bits, s.group_size, s.symmetric), (8, None, false));
+        // Empty objects ask for nothing.
+        let mut v = w4a16();
+        v["sparsity_config"] = serde_json::json!({});
+        v["transform_config"] = serde_json::json!({});
+        assert!(parse_json(v).is_ok());
     }
 
     #[test]
