@@ -1,7 +1,7 @@
 //! FP8 e4m3 weights with block scales (DeepSeek V3/V3.2, Kimi K2 and other FP8 checkpoints):
 //! `W[r, c] = e4m3(Wq[r, c]) · S[r / block_rows, c / block_cols]`, where `S` is the `weight_scale_inv`
 //! tensor (a multiplier despite its name). Products decode the bytes in registers
-//! ([`kernels::packed`](crate::kernels::packed)): an FP8 matrix is read at one byte per weight.
+//! (the crate-private `kernels::packed`): an FP8 matrix is read at one byte per weight.
 
 use std::sync::OnceLock;
 
