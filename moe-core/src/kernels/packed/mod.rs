@@ -17,8 +17,9 @@
 //! f32 lanes, minus the group's zero, times the group's scale (halved for MXFP4's doubled table).
 //! Decoded values equal the exactly dequantized weights (the products of a small integer and a
 //! bf16/f16/f32 or power-of-two scale are exact in f32), and sums are f32: this is the exact mode, which
-//! matches a float reference on the dequantized weights up to summation order, whatever the
-//! thread's [`Precision`](super::Precision).
+//! matches a float reference on the dequantized weights up to summation order, at
+//! [`Precision::F32`] and [`Precision::Bf16`] alike. [`Precision::Int8`] selects the int8-activation
+//! mode for int4/int8 codes where the CPU has AVX512-VNNI (`int8act`, with its stated precision).
 //!
 //! `scalar` is the reference; `x86` (AVX-512, AVX2) and `neon` the fast paths, picked by [`Isa`].
 //! Rows are split over the current rayon pool as in [`matmul_t_with`](super::matmul_t_with).
