@@ -1,14 +1,15 @@
 //! The int8-activation mode of packed int4/int8 products ([`Precision::Int8`](crate::kernels::Precision)):
 //! activations are quantized per token and block of 32 columns (symmetric, `s = max|x|/127`, rounded
 //! to nearest), and each block's dot product with the stored unsigned codes is an exact integer sum
-//! `Σ (u - z)·q` (AVX512-VNNI `vpdpbusd`, with `-z·Σq` folded into the accumulator), scaled by the
-//! weight group's and the activation block's scales in f32.
+//! `Σ (u - z)·q` (AVX512-VNNI `vpdpbusd`, or AVX2 `vpmaddubsw`/`vpmaddwd`, with `-z·Σq` folded into
+//! the accumulator), scaled by the weight group's and the activation block's scales in f32.
 //!
 //! Precision: the only error is the activations' rounding, at most `s/2` per element (2^-8 of each
 //! block's largest magnitude), so `|Δy| <= Σ_j |w_j|·s_b(j)/2` for each output (tested). On the random
 //! test models that is ~4e-2 on first-position logits, more where it flips an expert choice: it is
-//! not the exact mode and runs only when chosen. Used where VNNI exists and the layout fits
-//! (int4/int8 codes, groups a multiple of 32); everything else keeps the exact mode.
+//! not the exact mode and runs only when chosen. Used where the layout fits (int4/int8 codes, groups
+//! a multiple of 32; for AVX2, int8 only when symmetric) on AVX-512 with VNNI, AVX-512 or AVX2;
+//! everything else (NEON included, so far) keeps the exact mode.
 
 use super::{CodeKind, PackedRef, RowParams};
 
@@ -55,12 +56,28 @@ pub(super) fn quantize(x: &[f32], t: usize, cols: usize) -> QuantAct {
     a
 }
 
-/// Whether this CPU runs the int8-activation kernel (AVX512-VNNI).
-pub(super) fn available() -> bool {
+/// An int8-activation kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kernel {
+    /// AVX512-VNNI `vpdpbusd`.
+    Vnni,
+    /// AVX2 `vpmaddubsw` + `vpmaddwd`: int4 codes (any zero), int8 codes only when symmetric (the
+    /// pair sums must fit i16: `|w|·|q|·2 <= 128·127·2`).
+    Avx2,
+}
+
+/// The int8-activation kernel for products of `w` at level `isa` on this CPU, if any.
+pub(super) fn kernel_for(isa: crate::kernels::Isa, w: &PackedRef<'_>) -> Option<Kernel> {
+    use crate::kernels::Isa;
+    if !usable(w) || !isa.supported() {
+        return None;
+    }
     #[cfg(target_arch = "x86_64")]
-    return vnni::supported();
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    if matches!(isa, Isa::Avx512 | Isa::Avx512Bf16) && vnni::supported() {
+        return Some(Kernel::Vnni);
+    }
+    let avx2_fits = w.kind == CodeKind::Int4 || w.zeros.is_none();
+    (matches!(isa, Isa::Avx2 | Isa::Avx512 | Isa::Avx512Bf16) && avx2_fits).then_some(Kernel::Avx2)
 }
 
 /// Whether the layout fits the int8-activation kernels.
@@ -237,6 +254,146 @@ pub(super) mod vnni {
                     }
                 }
                 i0 += n;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(super) mod avx2 {
+    //! AVX2: 32 codes of one block as bytes in a ymm; `vpmaddubsw` (unsigned codes × signed
+    //! activations, pairs summed to i16) then `vpmaddwd` by ones (to i32), one pass per token.
+    //! int4: the stored nibbles (0..15) are the unsigned operand and `-z·Σq` is added to lane 0;
+    //! symmetric int8: `|w|` is the unsigned operand and the activations take `w`'s sign.
+
+    #![allow(clippy::needless_range_loop)] // accumulators are indexed by token
+
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    use super::{unsigned_params, QuantAct, BLOCK};
+    use crate::kernels::packed::{CodeKind, PackedRef};
+    use crate::kernels::YPtr;
+
+    /// Tokens sharing one loaded block of codes.
+    const TB: usize = 4;
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+    }
+
+    /// Row `r` for the `N` tokens from `i0`.
+    ///
+    /// # Safety
+    /// As [`rows`]; tokens `i0..i0+N` exist.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile<const INT4: bool, const N: usize>(
+        w: &PackedRef<'_>,
+        r: usize,
+        a: &QuantAct,
+        i0: usize,
+        y: YPtr,
+        ldy: usize,
+    ) {
+        let nb = w.cols / BLOCK;
+        let row = w.row(r).as_ptr(); // [row_bytes]
+        let p = w.row_params(r, w.groups());
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); N];
+        for b in 0..nb {
+            let (z, ws) = unsigned_params(w, p, b * BLOCK / w.group);
+            // SAFETY: block b lies inside the row; activation rows hold `cols` bytes.
+            unsafe {
+                // Unsigned operand: the nibbles (int4), or |u - 128| (symmetric int8).
+                let (wv, signs) = if INT4 {
+                    let v = _mm_loadu_si128(row.add(b * BLOCK / 2) as *const __m128i);
+                    let m = _mm_set1_epi8(0x0f);
+                    let lo = _mm_and_si128(v, m);
+                    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
+                    let u = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+                    (u, _mm256_setzero_si256())
+                } else {
+                    let u = _mm256_loadu_si256(row.add(b * BLOCK) as *const __m256i);
+                    let s = _mm256_xor_si256(u, _mm256_set1_epi8(-128)); // u - 128 as i8
+                    (_mm256_abs_epi8(s), s)
+                };
+                for k in 0..N {
+                    let i = (i0 + k) * nb + b;
+                    let mut xv = _mm256_loadu_si256(
+                        a.q.as_ptr().add((i0 + k) * w.cols + b * BLOCK) as *const __m256i,
+                    );
+                    if !INT4 {
+                        xv = _mm256_sign_epi8(xv, signs);
+                    }
+                    let d = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), ones);
+                    let d = if INT4 {
+                        // Lane 0 gets -z·Σq, so the lanes sum to Σ (u - z)·q exactly.
+                        _mm256_add_epi32(d, _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, -z * a.sum[i]))
+                    } else {
+                        d
+                    };
+                    let s = _mm256_set1_ps(ws * a.scale[i]);
+                    acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), s, acc[k]);
+                }
+            }
+        }
+        for k in 0..N {
+            // SAFETY: (i0 + k, r) is inside the caller's region.
+            unsafe { *y.0.add((i0 + k) * ldy + r) = hsum(acc[k]) };
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_k<const INT4: bool>(
+        w: &PackedRef<'_>,
+        rows: Range<usize>,
+        a: &QuantAct,
+        t: usize,
+        y: YPtr,
+        ldy: usize,
+    ) {
+        for r in rows {
+            let mut i0 = 0;
+            while i0 < t {
+                let n = (t - i0).min(TB);
+                // SAFETY: tokens i0..i0+n exist; the rest is the caller's guarantee.
+                unsafe {
+                    match n {
+                        1 => tile::<INT4, 1>(w, r, a, i0, y, ldy),
+                        2 => tile::<INT4, 2>(w, r, a, i0, y, ldy),
+                        3 => tile::<INT4, 3>(w, r, a, i0, y, ldy),
+                        _ => tile::<INT4, 4>(w, r, a, i0, y, ldy),
+                    }
+                }
+                i0 += n;
+            }
+        }
+    }
+
+    /// Rows `rows` of `y[i·ldy + r]` for every token `i < t` from quantized activations `a`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA present; [`kernel_for`](super::kernel_for) chose this kernel for `w`; `a`
+    /// quantizes `t` tokens of `w.cols`; `y` is valid for writes at those elements and no other thread
+    /// accesses them meanwhile.
+    pub(in crate::kernels::packed) unsafe fn rows(
+        w: &PackedRef<'_>,
+        rows: Range<usize>,
+        a: &QuantAct,
+        t: usize,
+        y: YPtr,
+        ldy: usize,
+    ) {
+        // SAFETY: the caller's guarantees.
+        unsafe {
+            if w.kind == CodeKind::Int4 {
+                rows_k::<true>(w, rows, a, t, y, ldy)
+            } else {
+                rows_k::<false>(w, rows, a, t, y, ldy)
             }
         }
     }

@@ -19,7 +19,7 @@
 //! bf16/f16/f32 or power-of-two scale are exact in f32), and sums are f32: this is the exact mode, which
 //! matches a float reference on the dequantized weights up to summation order, at
 //! [`Precision::F32`] and [`Precision::Bf16`] alike. [`Precision::Int8`] selects the int8-activation
-//! mode for int4/int8 codes where the CPU has AVX512-VNNI (`int8act`, with its stated precision).
+//! mode for int4/int8 codes on x86-64 (`int8act`: VNNI or AVX2, with its stated precision).
 //!
 //! `scalar` is the reference; `x86` (AVX-512, AVX2) and `neon` the fast paths, picked by [`Isa`].
 //! Rows are split over the current rayon pool as in [`matmul_t_with`](super::matmul_t_with).
@@ -338,6 +338,9 @@ enum Mode {
     /// Int8 activations, AVX512-VNNI.
     #[cfg(target_arch = "x86_64")]
     Vnni(int8act::QuantAct),
+    /// Int8 activations, AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx2Int8(int8act::QuantAct),
 }
 
 /// Computes rows `rows` of `y[i·ldy + r] = W[r,:]·x[i,:]` for every token `i < t`.
@@ -361,6 +364,8 @@ unsafe fn rows_kernel(
             #[cfg(target_arch = "x86_64")]
             Mode::Vnni(a) => int8act::vnni::rows(w, rows, a, t, y, ldy),
             #[cfg(target_arch = "x86_64")]
+            Mode::Avx2Int8(a) => int8act::avx2::rows(w, rows, a, t, y, ldy),
+            #[cfg(target_arch = "x86_64")]
             Mode::Exact(Isa::Avx512 | Isa::Avx512Bf16) => x86::rows_512(w, rows, x, t, y, ldy),
             #[cfg(target_arch = "x86_64")]
             Mode::Exact(Isa::Avx2) => x86::rows_256(w, rows, x, t, y, ldy),
@@ -371,18 +376,18 @@ unsafe fn rows_kernel(
     }
 }
 
-/// The mode of a product at `isa` and `precision`: [`Precision::Int8`] takes the int8-activation
-/// kernel where VNNI exists and the layout fits; everything else is exact.
+/// The mode of a product at `isa` and `precision`: [`Precision::Int8`] takes an int8-activation
+/// kernel where one exists for this level and layout; everything else is exact.
 fn mode(isa: Isa, precision: Precision, w: &PackedRef<'_>, x: &[f32], t: usize) -> Mode {
-    #[cfg(target_arch = "x86_64")]
-    if precision == Precision::Int8
-        && matches!(isa, Isa::Avx512 | Isa::Avx512Bf16)
-        && int8act::usable(w)
-        && int8act::available()
-    {
-        return Mode::Vnni(int8act::quantize(x, t, w.cols));
+    if precision == Precision::Int8 {
+        #[cfg(target_arch = "x86_64")]
+        match int8act::kernel_for(isa, w) {
+            Some(int8act::Kernel::Vnni) => return Mode::Vnni(int8act::quantize(x, t, w.cols)),
+            Some(int8act::Kernel::Avx2) => return Mode::Avx2Int8(int8act::quantize(x, t, w.cols)),
+            None => {}
+        }
     }
-    let _ = (precision, w, x, t);
+    let _ = (w, x, t);
     Mode::Exact(isa)
 }
 
