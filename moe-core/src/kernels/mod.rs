@@ -138,7 +138,7 @@ pub enum Precision {
     /// significant digits per product. [`matvec_t`] always keeps f32.
     Bf16,
     /// Products with packed int4/int8 weights quantize the activations to int8 per token and block of
-    /// 32 and use integer dot products (AVX512-VNNI, or AVX2; elsewhere they stay exact): each
+    /// 32 and use integer dot products (AVX512-VNNI, AVX2 or NEON; elsewhere they stay exact): each
     /// activation rounded to 2^-8 of its block's largest magnitude, so not the exact mode (~4e-2 on
     /// the test models' logits, more where an expert choice flips). Every other product keeps f32 as
     /// [`Precision::F32`].

@@ -1,15 +1,16 @@
 //! The int8-activation mode of packed int4/int8 products ([`Precision::Int8`](crate::kernels::Precision)):
 //! activations are quantized per token and block of 32 columns (symmetric, `s = max|x|/127`, rounded
 //! to nearest), and each block's dot product with the stored unsigned codes is an exact integer sum
-//! `Σ (u - z)·q` (AVX512-VNNI `vpdpbusd`, or AVX2 `vpmaddubsw`/`vpmaddwd`, with `-z·Σq` folded into
-//! the accumulator), scaled by the weight group's and the activation block's scales in f32.
+//! `Σ (u - z)·q` (AVX512-VNNI `vpdpbusd`, AVX2 `vpmaddubsw`/`vpmaddwd` or NEON `smull`/`sadalp`,
+//! with `-z·Σq` folded into the accumulator), scaled by the weight group's and the activation
+//! block's scales in f32.
 //!
 //! Precision: the only error is the activations' rounding, at most `s/2` per element (2^-8 of each
 //! block's largest magnitude), so `|Δy| <= Σ_j |w_j|·s_b(j)/2` for each output (tested). On the random
 //! test models that is ~4e-2 on first-position logits, more where it flips an expert choice: it is
 //! not the exact mode and runs only when chosen. Used where the layout fits (int4/int8 codes, groups
-//! a multiple of 32; for AVX2, int8 only when symmetric) on AVX-512 with VNNI, AVX-512 or AVX2;
-//! everything else (NEON included, so far) keeps the exact mode.
+//! a multiple of 32; for AVX2, int8 only when symmetric) on AVX-512 with VNNI, AVX-512, AVX2 or
+//! NEON; everything else keeps the exact mode.
 
 use super::{CodeKind, PackedRef, RowParams};
 
@@ -64,6 +65,8 @@ pub(super) enum Kernel {
     /// AVX2 `vpmaddubsw` + `vpmaddwd`: int4 codes (any zero), int8 codes only when symmetric (the
     /// pair sums must fit i16: `|w|·|q|·2 <= 128·127·2`).
     Avx2,
+    /// NEON `smull` + `sadalp` (widening products, pairwise accumulation).
+    Neon,
 }
 
 /// The int8-activation kernel for products of `w` at level `isa` on this CPU, if any.
@@ -75,6 +78,9 @@ pub(super) fn kernel_for(isa: crate::kernels::Isa, w: &PackedRef<'_>) -> Option<
     #[cfg(target_arch = "x86_64")]
     if matches!(isa, Isa::Avx512 | Isa::Avx512Bf16) && vnni::supported() {
         return Some(Kernel::Vnni);
+    }
+    if isa == Isa::Neon {
+        return Some(Kernel::Neon);
     }
     let avx2_fits = w.kind == CodeKind::Int4 || w.zeros.is_none();
     (matches!(isa, Isa::Avx2 | Isa::Avx512 | Isa::Avx512Bf16) && avx2_fits).then_some(Kernel::Avx2)
@@ -394,6 +400,106 @@ pub(super) mod avx2 {
                 rows_k::<true>(w, rows, a, t, y, ldy)
             } else {
                 rows_k::<false>(w, rows, a, t, y, ldy)
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub(super) mod neon {
+    //! NEON: the 32 codes of one block as signed table bytes (`u - offset`, as the exact kernel
+    //! decodes them), widening products with the activations (`smull`, exact in i16 since
+    //! `|w|, |q| <= 128`) accumulated pairwise into i32 (`sadalp`); a zero point adds
+    //! `-(z - offset)·Σq` to lane 0.
+
+    #![allow(clippy::needless_range_loop)] // accumulators are indexed by token
+
+    use std::arch::aarch64::*;
+    use std::ops::Range;
+
+    use super::{QuantAct, BLOCK};
+    use crate::kernels::packed::neon::codes16;
+    use crate::kernels::packed::PackedRef;
+    use crate::kernels::YPtr;
+
+    /// Tokens sharing one loaded block of codes.
+    const TB: usize = 4;
+
+    /// Row `r` for the `N` tokens from `i0`.
+    ///
+    /// # Safety
+    /// As [`rows`]; tokens `i0..i0+N` exist.
+    #[inline(always)]
+    unsafe fn tile<const N: usize>(
+        w: &PackedRef<'_>,
+        lut: int8x16_t,
+        r: usize,
+        a: &QuantAct,
+        i0: usize,
+        y: YPtr,
+        ldy: usize,
+    ) {
+        let nb = w.cols / BLOCK;
+        let row = w.row(r).as_ptr(); // [row_bytes]
+        let p = w.row_params(r, w.groups());
+        // SAFETY: NEON is baseline on aarch64.
+        let mut acc = [unsafe { vdupq_n_f32(0.0) }; N];
+        for b in 0..nb {
+            let (zero, ws) = w.params(p, b * BLOCK / w.group);
+            let zero = zero as i32; // table domain: z - offset
+                                    // SAFETY: block b lies inside the row; activation rows hold `cols` bytes.
+            unsafe {
+                let c0 = codes16(w.kind, lut, row, b * BLOCK);
+                let c1 = codes16(w.kind, lut, row, b * BLOCK + 16);
+                for k in 0..N {
+                    let i = (i0 + k) * nb + b;
+                    let q = a.q.as_ptr().add((i0 + k) * w.cols + b * BLOCK);
+                    let (x0, x1) = (vld1q_s8(q), vld1q_s8(q.add(16)));
+                    let mut d = vsetq_lane_s32::<0>(-zero * a.sum[i], vdupq_n_s32(0));
+                    d = vpadalq_s16(d, vmull_s8(vget_low_s8(c0), vget_low_s8(x0)));
+                    d = vpadalq_s16(d, vmull_high_s8(c0, x0));
+                    d = vpadalq_s16(d, vmull_s8(vget_low_s8(c1), vget_low_s8(x1)));
+                    d = vpadalq_s16(d, vmull_high_s8(c1, x1));
+                    let s = vdupq_n_f32(ws * a.scale[i]);
+                    acc[k] = vfmaq_f32(acc[k], vcvtq_f32_s32(d), s);
+                }
+            }
+        }
+        for k in 0..N {
+            // SAFETY: (i0 + k, r) is inside the caller's region; NEON is baseline.
+            unsafe { *y.0.add((i0 + k) * ldy + r) = vaddvq_f32(acc[k]) };
+        }
+    }
+
+    /// Rows `rows` of `y[i·ldy + r]` for every token `i < t` from quantized activations `a`.
+    ///
+    /// # Safety
+    /// [`kernel_for`](super::kernel_for) chose this kernel for `w`; `a` quantizes `t` tokens of
+    /// `w.cols`; `y` is valid for writes at those elements and no other thread accesses them meanwhile.
+    pub(in crate::kernels::packed) unsafe fn rows(
+        w: &PackedRef<'_>,
+        rows: Range<usize>,
+        a: &QuantAct,
+        t: usize,
+        y: YPtr,
+        ldy: usize,
+    ) {
+        // SAFETY: the table has 16 bytes.
+        let lut = unsafe { vld1q_s8(w.kind.table().as_ptr()) };
+        for r in rows {
+            let mut i0 = 0;
+            while i0 < t {
+                let n = (t - i0).min(TB);
+                // SAFETY: tokens i0..i0+n exist; the rest is the caller's guarantee.
+                unsafe {
+                    match n {
+                        1 => tile::<1>(w, lut, r, a, i0, y, ldy),
+                        2 => tile::<2>(w, lut, r, a, i0, y, ldy),
+                        3 => tile::<3>(w, lut, r, a, i0, y, ldy),
+                        _ => tile::<4>(w, lut, r, a, i0, y, ldy),
+                    }
+                }
+                i0 += n;
             }
         }
     }

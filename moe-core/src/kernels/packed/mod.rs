@@ -19,12 +19,12 @@
 //! bf16/f16/f32 or power-of-two scale are exact in f32), and sums are f32: this is the exact mode, which
 //! matches a float reference on the dequantized weights up to summation order, at
 //! [`Precision::F32`] and [`Precision::Bf16`] alike. [`Precision::Int8`] selects the int8-activation
-//! mode for int4/int8 codes on x86-64 (`int8act`: VNNI or AVX2, with its stated precision).
+//! mode for int4/int8 codes (`int8act`: VNNI, AVX2 or NEON, with its stated precision).
 //!
 //! `scalar` is the reference; `x86` (AVX-512, AVX2) and `neon` the fast paths, picked by [`Isa`].
 //! Rows are split over the current rayon pool as in [`matmul_t_with`](super::matmul_t_with).
 
-// Only x86-64 has an int8-activation kernel so far; elsewhere the module serves the tests.
+// Some of its kernels exist only on x86-64 (VNNI, AVX2) or aarch64 (NEON).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod int8act;
 #[cfg(target_arch = "aarch64")]
@@ -341,6 +341,9 @@ enum Mode {
     /// Int8 activations, AVX2.
     #[cfg(target_arch = "x86_64")]
     Avx2Int8(int8act::QuantAct),
+    /// Int8 activations, NEON.
+    #[cfg(target_arch = "aarch64")]
+    NeonInt8(int8act::QuantAct),
 }
 
 /// Computes rows `rows` of `y[i·ldy + r] = W[r,:]·x[i,:]` for every token `i < t`.
@@ -365,6 +368,8 @@ unsafe fn rows_kernel(
             Mode::Vnni(a) => int8act::vnni::rows(w, rows, a, t, y, ldy),
             #[cfg(target_arch = "x86_64")]
             Mode::Avx2Int8(a) => int8act::avx2::rows(w, rows, a, t, y, ldy),
+            #[cfg(target_arch = "aarch64")]
+            Mode::NeonInt8(a) => int8act::neon::rows(w, rows, a, t, y, ldy),
             #[cfg(target_arch = "x86_64")]
             Mode::Exact(Isa::Avx512 | Isa::Avx512Bf16) => x86::rows_512(w, rows, x, t, y, ldy),
             #[cfg(target_arch = "x86_64")]
@@ -380,11 +385,15 @@ unsafe fn rows_kernel(
 /// kernel where one exists for this level and layout; everything else is exact.
 fn mode(isa: Isa, precision: Precision, w: &PackedRef<'_>, x: &[f32], t: usize) -> Mode {
     if precision == Precision::Int8 {
-        #[cfg(target_arch = "x86_64")]
+        let quantized = || int8act::quantize(x, t, w.cols);
         match int8act::kernel_for(isa, w) {
-            Some(int8act::Kernel::Vnni) => return Mode::Vnni(int8act::quantize(x, t, w.cols)),
-            Some(int8act::Kernel::Avx2) => return Mode::Avx2Int8(int8act::quantize(x, t, w.cols)),
-            None => {}
+            #[cfg(target_arch = "x86_64")]
+            Some(int8act::Kernel::Vnni) => return Mode::Vnni(quantized()),
+            #[cfg(target_arch = "x86_64")]
+            Some(int8act::Kernel::Avx2) => return Mode::Avx2Int8(quantized()),
+            #[cfg(target_arch = "aarch64")]
+            Some(int8act::Kernel::Neon) => return Mode::NeonInt8(quantized()),
+            _ => {}
         }
     }
     let _ = (w, x, t);

@@ -18,7 +18,12 @@ const TB: usize = 4;
 /// # Safety
 /// `row` must be readable at the bytes holding elements `j..j+16`.
 #[inline(always)]
-unsafe fn codes16(kind: CodeKind, lut: int8x16_t, row: *const u8, j: usize) -> int8x16_t {
+pub(super) unsafe fn codes16(
+    kind: CodeKind,
+    lut: int8x16_t,
+    row: *const u8,
+    j: usize,
+) -> int8x16_t {
     // SAFETY: the loads read exactly the bytes the caller guarantees readable; NEON is baseline.
     unsafe {
         match kind {
