@@ -125,6 +125,11 @@ enum moe_status
    * The session is generating: called from inside its own generation callback.
    */
   MOE_ERR_BUSY = 22,
+  /**
+   * The checkpoint's `quantization_config` names a method, format, bit width or scheme the engine
+   * does not implement (nothing was loaded).
+   */
+  MOE_ERR_UNSUPPORTED_QUANTIZATION = 23,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -319,8 +324,9 @@ typedef struct moe_model_params {
   bool copy_weights;
   /**
    * How activations meet bf16 weights in prefill products: `MOE_PRECISION_F32` (the default:
-   * exact, matches the reference) or `MOE_PRECISION_BF16` (activations rounded to bf16, faster,
-   * about three significant digits). Other values are `MOE_ERR_INVALID_ARGUMENT`.
+   * exact, matches the reference), `MOE_PRECISION_BF16` (activations rounded to bf16, faster,
+   * about three significant digits) or `MOE_PRECISION_INT8` (int8 activations for packed int4/int8
+   * weights). Other values are `MOE_ERR_INVALID_ARGUMENT`.
    */
   moe_precision precision;
 } moe_model_params;

@@ -7,12 +7,13 @@ check that it gives the expected typed error (never a panic, an abort or a crash
 Usage: python3 tools/malformed_corpus.py OUT_DIR     (stdlib only; reads fixtures/ and models/)
 
 Each manifest entry: {"name", "dir", "expect"}. `expect` is an error kind -- "not_found", "config",
-"inconsistent", "unsupported", "format", "missing_tensor", "shape", "dtype", "tokenizer" -- or
+"inconsistent", "unsupported", "unsupported_quantization", "format", "missing_tensor", "shape",
+"dtype", "tokenizer" -- or
 "error" (any typed error) or "any" (loads, or any typed error: a legal but odd value).
 
 Cases: every integer key of config.json at 0, -1, 2^40 and 2^60 and every float key at 0 and -1, on a
 GQA (Mixtral) and an MLA (DeepSeek V3) checkpoint; wrong types; an unknown model_type and rope type;
-config.json that is not JSON or not an object; safetensors whose header length runs past the file,
+quantization configs the engine does not implement; config.json that is not JSON or not an object; safetensors whose header length runs past the file,
 whose header is not JSON, that are truncated, shorter than the length prefix or empty, with offsets
 past the end, overlapping tensors, a wrong dtype, a wrong shape or a missing tensor; an index naming
 a missing shard, an index that is not JSON or names a path outside the folder; garbage
@@ -149,6 +150,20 @@ def config_cases(c):
     c.edit_config(d, lambda m: (m.__setitem__("model_type", "wobbly"), m.pop("architectures")))
     d = c.case("config-unknown-rope-type", GQA, "inconsistent")
     c.edit_config(d, lambda m: m.__setitem__("rope_scaling", {"rope_type": "wobbly", "factor": 2.0}))
+    for name, q in (
+        ("method", {"quant_method": "awq", "bits": 4}),
+        ("bits", {"quant_method": "compressed-tensors", "format": "pack-quantized",
+                  "config_groups": {"g": {"targets": ["Linear"], "weights": {
+                      "num_bits": 3, "type": "int", "symmetric": True, "strategy": "group",
+                      "group_size": 32}}}}),
+        ("activations", {"quant_method": "compressed-tensors", "format": "pack-quantized",
+                         "config_groups": {"g": {"targets": ["Linear"], "weights": {
+                             "num_bits": 4, "type": "int", "symmetric": True,
+                             "strategy": "group", "group_size": 32},
+                             "input_activations": {"num_bits": 8, "type": "int"}}}}),
+    ):
+        d = c.case(f"config-unsupported-quant-{name}", GQA, "unsupported_quantization")
+        c.edit_config(d, lambda m, q=q: m.__setitem__("quantization_config", q))
     d = c.case("config-layer-types-length", GQA, "inconsistent")
     c.edit_config(d, lambda m: m.__setitem__("layer_types", ["full_attention"]))
     for name, text in (("not-json", "{oops"), ("array", "[1, 2]"), ("empty", "")):

@@ -82,7 +82,8 @@ fn run() -> Result<(), String> {
     let precision = match args.get("precision").unwrap_or("bf16") {
         "bf16" => Precision::Bf16,
         "f32" => Precision::F32,
-        p => return Err(format!("--precision must be bf16 or f32, not {p}")),
+        "int8" => Precision::Int8,
+        p => return Err(format!("--precision must be bf16, f32 or int8, not {p}")),
     };
     if n_prompt == 0 || reps == 0 {
         return Err("--prompt and --reps must be at least 1".into());

@@ -63,6 +63,10 @@ pub enum Error {
     /// Tokenizer or chat-template problem.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// `quantization_config` asks for a scheme this engine does not implement (`what` names the key
+    /// and value); raised while reading the config, before any weight is read.
+    #[error("unsupported quantization: {what}")]
+    UnsupportedQuantization { what: String },
 }
 
 impl Error {

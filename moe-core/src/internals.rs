@@ -81,6 +81,29 @@ pub fn run_indexers(
     selected
 }
 
+/// Layer `layer`'s attention output projection: (weight bytes incl. scales, stored packed, weight
+/// data still memory-mapped).
+pub fn o_proj_storage(model: &Model, layer: usize) -> Option<(usize, bool, bool)> {
+    let o = match &model.layers.get(layer)?.self_attn {
+        Attention::Gqa(g) => &g.o_proj,
+        Attention::Mla(m) => &m.o_proj,
+    };
+    Some((o.weight_bytes(), o.is_packed(), o.weight.is_mapped()))
+}
+
+/// Whether the lm_head is stored packed.
+pub fn lm_head_is_packed(model: &Model) -> bool {
+    model.lm_head.is_packed()
+}
+
+/// Weight bytes of routed expert `expert` of layer `layer` (incl. scales), if that layer is MoE.
+pub fn expert_bytes(model: &Model, layer: usize, expert: usize) -> Option<usize> {
+    match &model.layers.get(layer)?.ffn {
+        crate::model::FeedForward::Moe(b) => b.experts.get(expert).map(|e| e.weight_bytes()),
+        crate::model::FeedForward::Dense(_) => None,
+    }
+}
+
 /// Prompt lengths from which GQA uses tiled attention and MLA expands its latents (ablations).
 pub fn set_attention_thresholds(
     model: &mut Model,

@@ -47,6 +47,7 @@ fn kind(e: &Error) -> &'static str {
         Error::Shape { .. } => "shape",
         Error::Dtype { .. } => "dtype",
         Error::Tokenizer(_) => "tokenizer",
+        Error::UnsupportedQuantization { .. } => "unsupported_quantization",
         _ => "other",
     }
 }

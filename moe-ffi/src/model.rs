@@ -61,8 +61,9 @@ pub struct moe_model_params {
     /// RAM.
     pub copy_weights: bool,
     /// How activations meet bf16 weights in prefill products: `MOE_PRECISION_F32` (the default:
-    /// exact, matches the reference) or `MOE_PRECISION_BF16` (activations rounded to bf16, faster,
-    /// about three significant digits). Other values are `MOE_ERR_INVALID_ARGUMENT`.
+    /// exact, matches the reference), `MOE_PRECISION_BF16` (activations rounded to bf16, faster,
+    /// about three significant digits) or `MOE_PRECISION_INT8` (int8 activations for packed int4/int8
+    /// weights). Other values are `MOE_ERR_INVALID_ARGUMENT`.
     pub precision: moe_precision_arg,
 }
 
@@ -75,6 +76,9 @@ pub enum moe_precision {
     MOE_PRECISION_F32 = 0,
     /// Activations rounded to bf16 in products with bf16 weights, as llama.cpp's BF16 path does.
     MOE_PRECISION_BF16 = 1,
+    /// Activations quantized to int8 (per token and block of 32) in products with packed int4/int8
+    /// weights, with integer dot products; not exact.
+    MOE_PRECISION_INT8 = 2,
 }
 
 /// The raw integer a C caller stores in `moe_model_params.precision` (checked before use). Shown as
@@ -86,8 +90,10 @@ fn precision_of(raw: moe_precision_arg) -> FfiResult<Precision> {
     match raw {
         r if r == moe_precision::MOE_PRECISION_F32 as u32 => Ok(Precision::F32),
         r if r == moe_precision::MOE_PRECISION_BF16 as u32 => Ok(Precision::Bf16),
+        r if r == moe_precision::MOE_PRECISION_INT8 as u32 => Ok(Precision::Int8),
         other => Err(crate::last_error::FfiError::invalid(format!(
-            "precision {other} is neither MOE_PRECISION_F32 (0) nor MOE_PRECISION_BF16 (1)"
+            "precision {other} is not MOE_PRECISION_F32 (0), MOE_PRECISION_BF16 (1) or \
+             MOE_PRECISION_INT8 (2)"
         ))),
     }
 }

@@ -55,12 +55,15 @@ pub enum moe_status {
     MOE_ERR_NO_TOKENIZER = 21,
     /// The session is generating: called from inside its own generation callback.
     MOE_ERR_BUSY = 22,
+    /// The checkpoint's `quantization_config` names a method, format, bit width or scheme the engine
+    /// does not implement (nothing was loaded).
+    MOE_ERR_UNSUPPORTED_QUANTIZATION = 23,
 }
 
 use moe_status::*;
 
 /// Every status, in value order (for tests and `moe_status_str`).
-pub const ALL_STATUSES: [moe_status; 23] = [
+pub const ALL_STATUSES: [moe_status; 24] = [
     MOE_OK,
     MOE_ERR_NULL_ARGUMENT,
     MOE_ERR_INVALID_HANDLE,
@@ -84,6 +87,7 @@ pub const ALL_STATUSES: [moe_status; 23] = [
     MOE_ERR_BUFFER_TOO_SMALL,
     MOE_ERR_NO_TOKENIZER,
     MOE_ERR_BUSY,
+    MOE_ERR_UNSUPPORTED_QUANTIZATION,
 ];
 
 impl moe_status {
@@ -105,6 +109,7 @@ impl moe_status {
             E::ContextFull { .. } => MOE_ERR_CONTEXT_FULL,
             E::InvalidArgument(_) => MOE_ERR_INVALID_ARGUMENT,
             E::Tokenizer(_) => MOE_ERR_TOKENIZER,
+            E::UnsupportedQuantization { .. } => MOE_ERR_UNSUPPORTED_QUANTIZATION,
             _ => MOE_ERR_OTHER,
         }
     }
@@ -135,6 +140,7 @@ impl moe_status {
             MOE_ERR_BUFFER_TOO_SMALL => c"buffer too small (the size needed was written)",
             MOE_ERR_NO_TOKENIZER => c"the model has no tokenizer",
             MOE_ERR_BUSY => c"the session is busy generating",
+            MOE_ERR_UNSUPPORTED_QUANTIZATION => c"unsupported quantization",
         }
     }
 }

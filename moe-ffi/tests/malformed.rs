@@ -22,6 +22,7 @@ fn status_of(kind: &str) -> Option<moe_status> {
         "shape" => MOE_ERR_SHAPE,
         "dtype" => MOE_ERR_DTYPE,
         "tokenizer" => MOE_ERR_TOKENIZER,
+        "unsupported_quantization" => MOE_ERR_UNSUPPORTED_QUANTIZATION,
         _ => return None,
     })
 }

@@ -120,6 +120,7 @@ fn convert(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
         ),
         Error::InvalidArgument(_) => simple("InvalidArgumentError"),
         Error::Tokenizer(_) => simple("TokenizerError"),
+        Error::UnsupportedQuantization { .. } => simple("UnsupportedQuantizationError"),
         // `Error` is non-exhaustive: a variant added later still raises a `MoeError`.
         #[allow(unreachable_patterns)]
         _ => simple("MoeError"),

@@ -54,9 +54,10 @@ impl PyModel {
         let precision = match precision {
             "f32" => Precision::F32,
             "bf16" => Precision::Bf16,
+            "int8" => Precision::Int8,
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "precision must be \"f32\" or \"bf16\", not {other:?}"
+                    "precision must be \"f32\", \"bf16\" or \"int8\", not {other:?}"
                 )))
             }
         };

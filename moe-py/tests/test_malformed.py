@@ -24,6 +24,7 @@ CLASSES = {
     "shape": moe.ShapeError,
     "dtype": moe.DtypeError,
     "tokenizer": moe.TokenizerError,
+    "unsupported_quantization": moe.UnsupportedQuantizationError,
 }
 
 

@@ -6,6 +6,7 @@ mod generation;
 mod gqa;
 mod mla;
 mod moe;
+mod quant;
 mod raw;
 mod rope;
 pub(crate) mod spec;
@@ -15,6 +16,7 @@ use std::path::Path;
 pub use crate::rope::{RopeConfig, RopeLayout, RopeScaling};
 pub use family::Family;
 pub use generation::GenerationConfig;
+pub use quant::{PackScheme, Quantization};
 
 use crate::error::{Error, Result};
 use raw::Raw;
@@ -282,6 +284,8 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
     /// Block shape of FP8 weight scales (`quantization_config.weight_block_size`, default 128×128).
     pub fp8_block: (usize, usize),
+    /// The weight format declared by `quantization_config` (checked to be one this engine runs).
+    pub quant: Quantization,
     /// The (text) config object as read, for callers that want other keys.
     pub raw: serde_json::Value,
 }
@@ -330,6 +334,7 @@ impl ModelConfig {
             cfg.eos_token_ids = top.token_ids("eos_token_id")?;
         }
         if let Some(q) = top.opt_obj("quantization_config")? {
+            cfg.quant = quant::parse(&q)?;
             if let Some(b) = q.opt_usize_list("weight_block_size")? {
                 match b.as_slice() {
                     [r, c] if *r > 0 && *c > 0 => cfg.fp8_block = (*r, *c),
@@ -380,6 +385,7 @@ impl ModelConfig {
             bos_token_id: raw.opt_token_id("bos_token_id")?,
             eos_token_ids: raw.token_ids("eos_token_id")?,
             fp8_block: (128, 128),
+            quant: Quantization::None,
             raw: serde_json::Value::Null,
         };
         match &spec.attention {

@@ -12,6 +12,7 @@
 mod float_data;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub(crate) mod packed;
 pub(crate) mod scalar;
 mod topk;
 #[cfg(target_arch = "x86_64")]
@@ -139,6 +140,12 @@ pub enum Precision {
     /// PyTorch bf16: twice the arithmetic rate in prefill, ~3% less work per byte in decode, ~3
     /// significant digits per product.
     Bf16,
+    /// Products with packed int4/int8 weights quantize the activations to int8 per token and block of
+    /// 32 and use integer dot products (AVX512-VNNI, AVX2 or NEON; elsewhere they stay exact): each
+    /// activation rounded to 2^-8 of its block's largest magnitude, so not the exact mode (~4e-2 on
+    /// the test models' logits, more where an expert choice flips). Every other product keeps f32 as
+    /// [`Precision::F32`].
+    Int8,
 }
 
 thread_local! {
@@ -265,7 +272,7 @@ impl<'a> Act<'a> {
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx512Bf16 && matches!(w.data, FloatData::BF16(_)) {
             let mut hi = vec![0u16; x.len()];
-            let keep_f32 = precision == Precision::F32;
+            let keep_f32 = precision != Precision::Bf16;
             let mut lo = keep_f32.then(|| vec![0u16; x.len()]);
             // SAFETY: Avx512Bf16 is only chosen where its features were detected.
             unsafe { x86::split_bf16_512(x, &mut hi, lo.as_deref_mut()) };

@@ -1,12 +1,12 @@
 //! FP8 e4m3 weights with block scales (DeepSeek V3/V3.2, Kimi K2 and other FP8 checkpoints):
 //! `W[r, c] = e4m3(Wq[r, c]) · S[r / block_rows, c / block_cols]`, where `S` is the `weight_scale_inv`
-//! tensor (a multiplier despite its name). Rows are dequantised a block at a time into f32 and then go
-//! through the ordinary f32 kernels.
+//! tensor (a multiplier despite its name). Products decode the bytes in registers
+//! (the crate-private `kernels::packed`): an FP8 matrix is read at one byte per weight.
 
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
-use crate::kernels::{self, FloatData, MatRef};
+use crate::kernels::packed::{packed_matmul_t, PackedRef};
 use crate::weights::{DType, Tensor, WeightSource};
 
 /// The 256 values of an e4m3fn byte (`s eeee mmm`, bias 7, no infinities, `0x7f`/`0xff` NaN).
@@ -84,22 +84,18 @@ impl Fp8Matrix {
         }
     }
 
-    /// `y[T, rows] = x[T, cols] · Wᵀ`, one block of rows at a time.
+    /// `y[T, rows] = x[T, cols] · Wᵀ`, the e4m3 bytes decoded in registers by the packed kernels
+    /// (no dequantized copy).
     pub(crate) fn matmul_t(&self, x: &[f32], t: usize, y: &mut [f32]) {
-        let step = self.block.0.max(1);
-        let mut tile = vec![0.0f32; step.min(self.rows) * self.cols];
-        let mut part = vec![0.0f32; t * step];
-        for r0 in (0..self.rows).step_by(step) {
-            let r1 = (r0 + step).min(self.rows);
-            let n = r1 - r0;
-            self.dequantize_rows(r0, r1, &mut tile[..n * self.cols]);
-            let m = MatRef::new(FloatData::F32(&tile[..n * self.cols]), n, self.cols);
-            kernels::matmul_t(m, x, t, &mut part[..t * n]);
-            for i in 0..t {
-                y[i * self.rows + r0..i * self.rows + r1]
-                    .copy_from_slice(&part[i * n..(i + 1) * n]);
-            }
-        }
+        let w = PackedRef::fp8(
+            self.weight.bytes(),
+            self.rows,
+            self.cols,
+            self.block,
+            &self.scale_inv,
+        )
+        .expect("shapes checked at load");
+        packed_matmul_t(&w, x, t, y);
     }
 
     /// The whole matrix in f32 (for weights that are used in pieces, such as MLA's `kv_b_proj`).

@@ -1,6 +1,7 @@
 //! A linear layer whose weight stays in the checkpoint's dtype.
 
 use super::fp8::Fp8Matrix;
+use super::packed::PackedMatrix;
 use crate::error::Result;
 use crate::kernels::{self, MatRef};
 use crate::weights::{DType, Tensor, WeightSource};
@@ -20,6 +21,8 @@ pub(crate) struct Linear {
     pub weight: Tensor,
     /// FP8 block-scaled weights (published FP8 checkpoints); `None` for bf16/f16/f32.
     pub fp8: Option<Box<Fp8Matrix>>,
+    /// Packed low-bit weights (compressed-tensors int4/int8, MXFP4); `weight` holds their codes.
+    pub(crate) packed: Option<Box<PackedMatrix>>,
     pub bias: Option<Vec<f32>>,
     pub in_dim: usize,
     pub out_dim: usize,
@@ -36,6 +39,13 @@ impl Linear {
         bias: bool,
     ) -> Result<Self> {
         let s = src.pp(name);
+        if s.contains("weight_packed") {
+            let bias = bias.then(|| s.get_f32("bias", &[out_dim])).transpose()?;
+            return Ok(Self::from_packed(
+                PackedMatrix::load(&s, out_dim, in_dim)?,
+                bias,
+            ));
+        }
         let (weight, fp8) = if s.dtype_of("weight") == Some(DType::F8E4M3) {
             let m = Fp8Matrix::load(&s, out_dim, in_dim, s.fp8_block())?;
             (m.weight.clone(), Some(Box::new(m)))
@@ -50,6 +60,7 @@ impl Linear {
         Ok(Linear {
             weight,
             fp8,
+            packed: None,
             bias,
             in_dim,
             out_dim,
@@ -61,6 +72,9 @@ impl Linear {
     /// MLA's `kv_b_proj`); float layers are returned unchanged.
     pub(crate) fn into_float(mut self) -> Self {
         if let Some(m) = self.fp8.take() {
+            self.weight = m.dequantize();
+        }
+        if let Some(m) = self.packed.take() {
             self.weight = m.dequantize();
         }
         self
@@ -80,6 +94,7 @@ impl Linear {
         Linear {
             weight,
             fp8: None,
+            packed: None,
             bias,
             in_dim,
             out_dim,
@@ -105,6 +120,7 @@ impl Linear {
 
     pub(crate) fn forward_into(&self, x: &[f32], t: usize, y: &mut [f32]) {
         match (&self.fp8, self.orientation) {
+            _ if self.packed.is_some() => self.packed.iter().for_each(|m| m.matmul_t(x, t, y)),
             (Some(m), _) => m.matmul_t(x, t, y),
             (None, Orientation::OutIn) => kernels::matmul_t(self.mat(), x, t, y),
             (None, Orientation::InOut) => kernels::matmul_n(self.mat(), x, t, y),
@@ -118,6 +134,6 @@ impl Linear {
 
     /// Bytes of weight data.
     pub(crate) fn weight_bytes(&self) -> usize {
-        self.weight.bytes().len()
+        self.weight.bytes().len() + self.packed.as_ref().map_or(0, |m| m.side_bytes())
     }
 }

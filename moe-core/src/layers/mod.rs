@@ -5,6 +5,7 @@ mod fp8;
 mod linear;
 mod mlp;
 mod norm;
+pub(crate) mod packed;
 
 pub(crate) use embedding::Embedding;
 pub use fp8::decode_e4m3;

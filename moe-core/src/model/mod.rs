@@ -6,7 +6,7 @@ mod compute;
 use std::path::Path;
 use std::sync::Arc;
 
-pub(crate) use block::Block;
+pub(crate) use block::{Block, FeedForward};
 pub use compute::ComputeOptions;
 
 use crate::attention::{Selection, SparseMode};
@@ -117,7 +117,9 @@ impl Model {
             Residence::Mapped
         };
         let checkpoint = Arc::new(Checkpoint::open_with(dir, residence)?);
-        let root = WeightSource::new(checkpoint.clone()).with_fp8_block(config.fp8_block);
+        let root = WeightSource::new(checkpoint.clone())
+            .with_fp8_block(config.fp8_block)
+            .with_quant(Arc::new(config.quant.clone()));
         let root = if config.weight_prefix.is_empty() {
             root
         } else {

@@ -30,6 +30,14 @@ pub(crate) struct Expert {
 }
 
 impl Expert {
+    /// An expert whose gate and up projections are one layer of `2I` outputs.
+    pub(crate) fn fused(gate_up: Linear, split: GateUpSplit, down: Linear) -> Self {
+        Expert {
+            gate_up: GateUp::Fused { gate_up, split },
+            down,
+        }
+    }
+
     /// `y[T, H]` for inputs `x[T, H]`.
     pub(crate) fn forward(&self, x: &[f32], t: usize, act: ExpertActivation) -> Vec<f32> {
         let (mut gate, up) = match &self.gate_up {
@@ -74,7 +82,7 @@ pub(crate) fn load_experts(
     i: usize,
 ) -> Result<Vec<Expert>> {
     let [g, u, d] = names.per_expert;
-    if src.contains(&format!("0.{g}.weight")) {
+    if src.contains(&format!("0.{g}.weight")) || src.contains(&format!("0.{g}.weight_packed")) {
         return (0..n)
             .map(|e| {
                 let s = src.pp(e);

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{Checkpoint, Tensor};
+use crate::config::Quantization;
 use crate::error::{Error, Result};
 
 /// Tensors of a checkpoint under a name prefix.
@@ -13,6 +14,8 @@ pub(crate) struct WeightSource {
     prefix: String,
     /// Block shape of FP8 `weight_scale_inv` grids (`quantization_config.weight_block_size`).
     fp8_block: (usize, usize),
+    /// The checkpoint's declared weight format (`quantization_config`).
+    quant: Arc<Quantization>,
 }
 
 impl WeightSource {
@@ -21,7 +24,24 @@ impl WeightSource {
             ckpt,
             prefix: String::new(),
             fp8_block: (128, 128),
+            quant: Arc::new(Quantization::None),
         }
+    }
+
+    /// The same source reading packed weights as `quant` declares them.
+    pub(crate) fn with_quant(mut self, quant: Arc<Quantization>) -> Self {
+        self.quant = quant;
+        self
+    }
+
+    /// The checkpoint's declared weight format.
+    pub(crate) fn quant(&self) -> &Quantization {
+        &self.quant
+    }
+
+    /// The name prefix of this scope (the module name, e.g. `model.layers.0.mlp.experts`).
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The same source with another FP8 scale block shape.
@@ -50,6 +70,7 @@ impl WeightSource {
             ckpt: self.ckpt.clone(),
             prefix,
             fp8_block: self.fp8_block,
+            quant: self.quant.clone(),
         }
     }
 
@@ -98,6 +119,15 @@ impl WeightSource {
             });
         }
         Ok(t.clone())
+    }
+
+    /// Like `get_f32`, but `None` when the tensor is absent.
+    pub(crate) fn get_f32_opt(&self, name: &str, shape: &[usize]) -> Result<Option<Vec<f32>>> {
+        if self.contains(name) {
+            self.get_f32(name, shape).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// A small float tensor widened to f32 (norm weights, biases).

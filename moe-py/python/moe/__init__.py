@@ -46,6 +46,7 @@ from .errors import (
     NotFoundError,
     ShapeError,
     TokenizerError,
+    UnsupportedQuantizationError,
     TokenOutOfRangeError,
     UnsupportedArchitectureError,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "TokenStream",
     "Tokenizer",
     "TokenizerError",
+    "UnsupportedQuantizationError",
     "UnsupportedArchitectureError",
     "__version__",
     "errors",

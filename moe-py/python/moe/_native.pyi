@@ -33,7 +33,7 @@ class Model:
         sparse: bool = True,
         progress: Callable[[int, int], object] | None = None,
         threads: int | None = None,
-        precision: Literal["f32", "bf16"] = "f32",
+        precision: Literal["f32", "bf16", "int8"] = "f32",
         copy_weights: bool = False,
     ) -> Model: ...
     @property

@@ -89,3 +89,7 @@ class InvalidArgumentError(MoeError, ValueError):
 
 class TokenizerError(MoeError):
     """A tokenizer or chat-template problem."""
+
+
+class UnsupportedQuantizationError(MoeError):
+    """The checkpoint's quantization_config names a method or scheme the engine does not implement."""
