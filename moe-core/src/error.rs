@@ -12,8 +12,10 @@ pub enum Error {
     /// A file or directory could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
         #[source]
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// A file or directory that must exist does not.
@@ -21,7 +23,12 @@ pub enum Error {
     NotFound(PathBuf),
     /// `config.json` is not valid JSON or a key has the wrong type.
     #[error("bad config {path}: {message}")]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// The config's values contradict each other or are out of range.
     #[error("inconsistent config: {0}")]
     InconsistentConfig(String),
@@ -30,33 +37,54 @@ pub enum Error {
     UnsupportedArchitecture(String),
     /// A safetensors file is truncated, corrupt or otherwise unreadable.
     #[error("bad safetensors file {path}: {message}")]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The safetensors file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The checkpoint lacks a tensor the model needs.
     #[error("missing tensor: {0}")]
     MissingTensor(String),
     /// A tensor has the wrong shape.
     #[error("tensor {name}: expected shape {expected:?}, found {found:?}")]
     Shape {
+        /// The tensor's full name.
         name: String,
+        /// The shape the config implies.
         expected: Vec<usize>,
+        /// The shape in the file.
         found: Vec<usize>,
     },
     /// A tensor is stored in a dtype that cannot be used where it is needed.
     #[error("tensor {name}: unsupported dtype {found} (expected one of {expected})")]
     Dtype {
+        /// The tensor's full name.
         name: String,
+        /// The dtypes that would do.
         expected: String,
+        /// The dtype in the file.
         found: String,
     },
     /// A token id is not smaller than the vocabulary size.
     #[error("token id {token} out of range (vocab size {vocab_size})")]
-    TokenOutOfRange { token: u32, vocab_size: usize },
+    TokenOutOfRange {
+        /// The offending id.
+        token: u32,
+        /// The model's vocabulary size.
+        vocab_size: usize,
+    },
     /// A prompt with no tokens was given where at least one is needed.
     #[error("empty prompt")]
     EmptyPrompt,
     /// The session would grow past its maximum context.
     #[error("context full: {needed} tokens needed, maximum context is {max_context}")]
-    ContextFull { needed: usize, max_context: usize },
+    ContextFull {
+        /// Tokens the session would hold.
+        needed: usize,
+        /// The most it may hold.
+        max_context: usize,
+    },
     /// A request that cannot be honoured with the current state (e.g. truncating into an evicted window).
     #[error("invalid request: {0}")]
     InvalidArgument(String),
@@ -66,7 +94,10 @@ pub enum Error {
     /// `quantization_config` asks for a scheme this engine does not implement (`what` names the key
     /// and value); raised while reading the config, before any weight is read.
     #[error("unsupported quantization: {what}")]
-    UnsupportedQuantization { what: String },
+    UnsupportedQuantization {
+        /// The key and value not implemented.
+        what: String,
+    },
 }
 
 impl Error {

@@ -21,7 +21,7 @@
 // Layers, lowest first (docs/design.md; `tools/check_layers.py` rejects upward imports):
 // error → kernels → rope → weights → sampler → config → layers → cache → attention, moe → model →
 // session → generate; text (tokenizer, templates, streaming) sits beside config and below model.
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 
 mod attention;
 mod cache;
@@ -54,6 +54,11 @@ pub use sampler::{argmax, Sampler, SamplerParams};
 pub use session::{Session, SessionParams};
 #[cfg(feature = "text")]
 pub use text::{ChatMessage, StopMatcher, StreamDecoder, Tokenizer};
+
+// docs/rust.md's examples run as doctests, so the guide cannot drift from the API.
+#[cfg(all(doctest, feature = "text"))]
+#[doc = include_str!("../../docs/rust.md")]
+struct RustGuide;
 
 /// The crate version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

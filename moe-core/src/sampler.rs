@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SamplerParams {
+    /// Softmax temperature; 0 is greedy.
     pub temperature: f32,
     /// Keep the `top_k` most likely tokens (0 = all).
     pub top_k: usize,
@@ -15,6 +16,7 @@ pub struct SamplerParams {
     pub min_p: f32,
     /// Divide positive / multiply negative logits of already-seen tokens (1 = off), as transformers does.
     pub repetition_penalty: f32,
+    /// Random seed (same seed, logits and history: same token).
     pub seed: u64,
 }
 
@@ -95,12 +97,14 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// A sampler with `params` (checked by [`SamplerParams::validate`]).
     pub fn new(params: SamplerParams) -> Result<Self> {
         params.validate()?;
         let state = params.seed ^ 0x9E37_79B9_7F4A_7C15;
         Ok(Sampler { params, state })
     }
 
+    /// The parameters this sampler was built with.
     pub fn params(&self) -> &SamplerParams {
         &self.params
     }

@@ -44,6 +44,7 @@ impl SessionParams {
 }
 
 impl Session {
+    /// An empty session over `model`. Fails on `max_context` 0 or a context whose caches could not be addressed.
     pub fn new(model: Arc<Model>, params: &SessionParams) -> Result<Self> {
         let max_context = params
             .max_context
@@ -73,6 +74,7 @@ impl Session {
         })
     }
 
+    /// The model this session runs.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
     }
@@ -82,10 +84,12 @@ impl Session {
         self.tokens.len()
     }
 
+    /// Whether the session holds no token.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
 
+    /// The most tokens the session may hold.
     pub fn max_context(&self) -> usize {
         self.max_context
     }

@@ -17,6 +17,7 @@ use crate::error::Result;
 pub trait KvCache {
     /// Number of positions appended so far (evicted ones included).
     fn len(&self) -> usize;
+    /// Whether no position was appended yet.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -8,15 +8,25 @@ use crate::sampler::SamplerParams;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
+/// Generation defaults from `generation_config.json`; every field is `None` (or empty) when the file does not give it.
 pub struct GenerationConfig {
+    /// End-of-sequence ids.
     pub eos_token_ids: Vec<u32>,
+    /// Beginning-of-sequence id.
     pub bos_token_id: Option<u32>,
+    /// Whether the checkpoint samples by default (else greedy).
     pub do_sample: Option<bool>,
+    /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// Top-k cut.
     pub top_k: Option<usize>,
+    /// Top-p (nucleus) cut.
     pub top_p: Option<f32>,
+    /// Min-p cut.
     pub min_p: Option<f32>,
+    /// Repetition penalty.
     pub repetition_penalty: Option<f32>,
+    /// Most tokens to generate.
     pub max_new_tokens: Option<usize>,
 }
 

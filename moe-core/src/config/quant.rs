@@ -13,7 +13,10 @@ pub enum Quantization {
     #[default]
     None,
     /// `quant_method: fp8`: e4m3 weights with `weight_scale_inv` block scales.
-    Fp8 { block: (usize, usize) },
+    Fp8 {
+        /// Block shape of the scales (rows, columns).
+        block: (usize, usize),
+    },
     /// `quant_method: mxfp4` (gpt-oss): e2m1 codes with e8m0 scales per 32, routed experts only.
     Mxfp4 {
         /// `modules_to_not_convert` as published (glob patterns such as `model.layers.*.self_attn`).

@@ -20,7 +20,9 @@ use crate::session::Session;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GenerateOptions {
+    /// Most tokens to generate.
     pub max_new_tokens: usize,
+    /// How each token is picked.
     pub sampler: SamplerParams,
     /// Generation ends after producing one of these (it is yielded). Defaults to none; callers usually
     /// pass the model's end-of-sequence ids.
@@ -156,6 +158,7 @@ impl Generator {
         self.produced
     }
 
+    /// The session being generated into.
     pub fn session(&self) -> &Session {
         &self.session
     }

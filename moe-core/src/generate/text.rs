@@ -12,6 +12,7 @@ use crate::text::{StopMatcher, StreamDecoder, Tokenizer};
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct TextOptions {
+    /// The token-level options.
     pub generate: GenerateOptions,
     /// Generation ends before the first occurrence of any of these (the stop string is not returned).
     pub stop_strings: Vec<String>,

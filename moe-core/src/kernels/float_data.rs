@@ -7,12 +7,16 @@ use half::{bf16, f16};
 /// Typed, borrowed element data of a float tensor.
 #[derive(Clone, Copy)]
 pub enum FloatData<'a> {
+    /// f32 elements.
     F32(&'a [f32]),
+    /// f16 elements.
     F16(&'a [f16]),
+    /// bf16 elements.
     BF16(&'a [bf16]),
 }
 
 impl FloatData<'_> {
+    /// Number of elements.
     pub fn len(&self) -> usize {
         match self {
             FloatData::F32(s) => s.len(),
@@ -21,6 +25,7 @@ impl FloatData<'_> {
         }
     }
 
+    /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

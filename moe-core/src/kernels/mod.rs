@@ -225,12 +225,16 @@ pub(crate) const SPIN_IDLE: std::time::Duration = std::time::Duration::from_mill
 /// A row-major weight matrix borrowed in its stored dtype.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
+    /// Elements, row-major, in the stored dtype.
     pub data: FloatData<'a>,
+    /// Rows (outputs of `x·Wᵀ`).
     pub rows: usize,
+    /// Columns (inputs of `x·Wᵀ`).
     pub cols: usize,
 }
 
 impl<'a> MatRef<'a> {
+    /// A `[rows, cols]` view of `data` (which must hold `rows * cols` elements).
     pub fn new(data: FloatData<'a>, rows: usize, cols: usize) -> Self {
         assert_eq!(
             data.len(),
@@ -241,6 +245,7 @@ impl<'a> MatRef<'a> {
     }
 
     #[inline]
+    /// Row `r`.
     pub fn row(&self, r: usize) -> FloatData<'a> {
         self.data.slice(r * self.cols..(r + 1) * self.cols)
     }

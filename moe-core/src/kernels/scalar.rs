@@ -43,3 +43,51 @@ pub(crate) fn axpy(a: f32, w: FloatData<'_>, y: &mut [f32]) {
 pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     dot(FloatData::F32(a), b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use half::{bf16, f16};
+
+    /// Values exact in f16 and bf16 (multiples of 1/8 in [-1, 1)), so every dtype computes the same
+    /// products.
+    fn exact(n: usize, k: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * k + 3) % 16) as f32 / 8.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn dot_and_axpy_match_the_naive_loop_for_every_dtype_and_ragged_lengths() {
+        for n in [0, 1, 7, 8, 9, 16, 23, 33] {
+            let w = exact(n, 5);
+            let x = exact(n, 3);
+            let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+            let naive: f32 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
+            for data in [
+                FloatData::F32(&w),
+                FloatData::F16(&w16),
+                FloatData::BF16(&wb),
+            ] {
+                // Products of multiples of 1/8 and their sums are exact in f32: any order agrees.
+                assert_eq!(dot(data, &x), naive, "dot, n = {n}");
+                let mut y = x.clone();
+                axpy(0.5, data, &mut y);
+                let want: Vec<f32> = x.iter().zip(&w).map(|(y, w)| y + 0.5 * w).collect();
+                assert_eq!(y, want, "axpy, n = {n}");
+            }
+            assert_eq!(dot_f32(&w, &x), naive);
+        }
+    }
+
+    #[test]
+    fn dot_propagates_nan_and_infinity() {
+        let mut x = vec![1.0f32; 11];
+        let w = vec![1.0f32; 11];
+        x[9] = f32::INFINITY;
+        assert_eq!(dot_f32(&w, &x), f32::INFINITY);
+        x[2] = f32::NAN;
+        assert!(dot_f32(&w, &x).is_nan());
+    }
+}

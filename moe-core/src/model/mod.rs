@@ -105,6 +105,7 @@ impl Model {
         Self::load_with(dir, LoadOptions::default())
     }
 
+    /// Loads `dir` with `opts` (progress, compute, copied weights); see [`Model::load`].
     pub fn load_with(dir: impl AsRef<Path>, mut opts: LoadOptions<'_>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
@@ -232,6 +233,7 @@ impl Model {
         Vec::new()
     }
 
+    /// Vocabulary size: token ids must be below it.
     pub fn vocab_size(&self) -> usize {
         self.config.vocab_size
     }

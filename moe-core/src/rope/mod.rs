@@ -20,27 +20,46 @@ pub enum RopeLayout {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RopeScaling {
+    /// Plain RoPE.
     Default,
+    /// Positions divided by `factor`.
     Linear {
+        /// Position divisor.
         factor: f64,
     },
+    /// Dynamic NTK: the base grows past the trained length.
     Dynamic {
+        /// Context extension factor.
         factor: f64,
     },
+    /// YaRN: frequency-band interpolation with a magnitude correction.
     Yarn {
+        /// Context extension factor.
         factor: f64,
+        /// The trained context.
         original_max_position_embeddings: usize,
+        /// Rotations above which frequencies are kept.
         beta_fast: f64,
+        /// Rotations below which frequencies are interpolated.
         beta_slow: f64,
+        /// Magnitude-correction coefficient.
         mscale: f64,
+        /// Magnitude-correction coefficient of the attention scale (DeepSeek).
         mscale_all_dim: f64,
+        /// Explicit attention factor, overriding the computed one.
         attention_factor: Option<f64>,
+        /// Whether the correction range is rounded to whole dimensions.
         truncate: bool,
     },
+    /// Llama 3: low frequencies scaled, high kept, a smooth band between.
     Llama3 {
+        /// Context extension factor.
         factor: f64,
+        /// Wavelength bound of the low-frequency band.
         low_freq_factor: f64,
+        /// Wavelength bound of the high-frequency band.
         high_freq_factor: f64,
+        /// The trained context.
         original_max_position_embeddings: usize,
     },
 }
@@ -49,7 +68,9 @@ pub enum RopeScaling {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RopeConfig {
+    /// RoPE base (`rope_theta`).
     pub theta: f64,
+    /// Position scaling.
     pub scaling: RopeScaling,
     /// `max_position_embeddings`, needed by dynamic NTK scaling.
     pub max_position_embeddings: usize,

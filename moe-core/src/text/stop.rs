@@ -11,6 +11,7 @@ pub struct StopMatcher {
 }
 
 impl StopMatcher {
+    /// A matcher for `stops` (empty strings are ignored).
     pub fn new(stops: Vec<String>) -> Self {
         StopMatcher {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),

@@ -19,6 +19,7 @@ pub struct StreamDecoder {
 }
 
 impl StreamDecoder {
+    /// A decoder over `tokenizer`, leaving special tokens out when `skip_special_tokens`.
     pub fn new(tokenizer: Arc<Tokenizer>, skip_special_tokens: bool) -> Self {
         StreamDecoder {
             tokenizer,

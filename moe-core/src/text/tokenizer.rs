@@ -6,6 +6,21 @@ use std::path::Path;
 use super::chat::{ChatMessage, ChatTemplate};
 use crate::error::{Error, Result};
 
+/// A checkpoint's tokenizer: encode text to ids and back, and render chat templates.
+///
+/// ```no_run
+/// use moe_core::{ChatMessage, Model};
+/// let model = Model::load("models/tiny-deepseek-pycode")?;
+/// let tok = model.tokenizer().expect("the demo model ships tokenizer.json");
+/// let ids = tok.encode("def f(x):", true)?;
+/// assert_eq!(tok.decode(&ids, true)?, "def f(x):");
+/// // A chat prompt (when tokenizer_config.json has a template): the template writes its own
+/// // special tokens, so none are added.
+/// if tok.has_chat_template() {
+///     let _prompt = tok.encode_chat(&[ChatMessage::new("user", "Hello")], true)?;
+/// }
+/// # Ok::<(), moe_core::Error>(())
+/// ```
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     chat_template: Option<ChatTemplate>,
@@ -113,6 +128,7 @@ impl Tokenizer {
         self.eos_token.as_deref().and_then(|t| self.token_to_id(t))
     }
 
+    /// Whether tokenizer_config.json gives a chat template.
     pub fn has_chat_template(&self) -> bool {
         self.chat_template.is_some()
     }

@@ -89,6 +89,7 @@ impl Checkpoint {
         })
     }
 
+    /// The checkpoint folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -98,6 +99,7 @@ impl Checkpoint {
         self.tensors.get(name)
     }
 
+    /// Whether the checkpoint has a tensor called `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
@@ -226,5 +228,112 @@ fn describe_safetensors_error(e: &safetensors::SafeTensorError) -> String {
         }
         E::TensorInvalidInfo => "a tensor's shape and byte size disagree".into(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file: the header JSON padded with `pad` spaces, then `data`.
+    fn safetensors(header: &str, pad: usize, data: &[u8]) -> Vec<u8> {
+        let header = format!("{header}{}", " ".repeat(pad));
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    const HEADER: &str = r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[3],"data_offsets":[16,22]}}"#;
+
+    fn data() -> Vec<u8> {
+        let mut d: Vec<u8> = [1.0f32, -2.0, 0.5, 8.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        for v in [1.5f32, -0.25, 3.0] {
+            d.extend_from_slice(&half::bf16::from_f32(v).to_bits().to_le_bytes());
+        }
+        d
+    }
+
+    #[test]
+    fn copied_shards_read_every_tensor_aligned_or_not() {
+        // Padding 0..8: the data starts at every alignment, so some tensors are read in place and
+        // others copied to aligned memory (Tensor::new).
+        for pad in 0..8 {
+            let dir = tempfile::tempdir().unwrap();
+            let file = safetensors(HEADER, pad, &data());
+            std::fs::write(dir.path().join(SINGLE_FILE), &file).unwrap();
+            let ck = Checkpoint::open_with(dir.path(), Residence::Copied).unwrap();
+            assert_eq!(ck.mapped_bytes(), file.len());
+            assert_eq!(ck.names().count(), 2);
+            let a = ck.get("a").unwrap();
+            assert_eq!((a.dtype(), a.shape()), (DType::F32, &[2, 2][..]));
+            assert_eq!(a.to_f32_vec().unwrap(), [1.0, -2.0, 0.5, 8.0]);
+            let b = ck.get("b").unwrap();
+            assert_eq!(b.shape(), &[3]);
+            assert_eq!(b.to_f32_vec().unwrap(), [1.5, -0.25, 3.0]);
+            assert!(!a.is_mapped());
+        }
+    }
+
+    #[test]
+    fn copied_shards_of_an_index_are_checked_against_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("s1.safetensors"),
+            safetensors(HEADER, 2, &data()),
+        )
+        .unwrap();
+        let index = |files: &str| format!(r#"{{"weight_map":{{{files}}}}}"#);
+        let path = dir.path().join(INDEX_FILE);
+        std::fs::write(&path, index(r#""a":"s1.safetensors","b":"s1.safetensors""#)).unwrap();
+        let ck = Checkpoint::open_with(dir.path(), Residence::Copied).unwrap();
+        assert_eq!(
+            ck.get("b").unwrap().to_f32_vec().unwrap(),
+            [1.5, -0.25, 3.0]
+        );
+        // A tensor the index places in a shard that lacks it; a shard that is not there.
+        std::fs::write(&path, index(r#""a":"s1.safetensors","c":"s1.safetensors""#)).unwrap();
+        let err = Checkpoint::open_with(dir.path(), Residence::Copied).unwrap_err();
+        assert!(err.to_string().contains("lacks"), "{err}");
+        std::fs::write(&path, index(r#""a":"s2.safetensors""#)).unwrap();
+        assert!(matches!(
+            Checkpoint::open_with(dir.path(), Residence::Copied),
+            Err(Error::NotFound(_))
+        ));
+        std::fs::write(&path, index(r#""a":"../s1.safetensors""#)).unwrap();
+        assert!(matches!(
+            Checkpoint::open_with(dir.path(), Residence::Copied),
+            Err(Error::Format { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_copied_shards_are_format_errors() {
+        let good = safetensors(HEADER, 0, &data());
+        let past_end = HEADER.replace("[16,22]", "[16,24]");
+        let overlap = HEADER.replace("[16,22]", "[10,16]");
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("shorter than the length", good[..5].to_vec()),
+            ("truncated data", good[..good.len() - 1].to_vec()),
+            ("header length past the end", {
+                let mut f = good.clone();
+                f[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+                f
+            }),
+            ("garbage header", safetensors("{not json", 0, &data())),
+            ("offsets past the end", safetensors(&past_end, 0, &data())),
+            ("overlapping tensors", safetensors(&overlap, 0, &data())),
+        ];
+        for (what, file) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(SINGLE_FILE), &file).unwrap();
+            match Checkpoint::open_with(dir.path(), Residence::Copied) {
+                Err(Error::Format { message, .. }) => assert!(!message.is_empty(), "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
     }
 }

@@ -5,16 +5,27 @@ use std::fmt;
 /// The dtype of a stored tensor, as named in the safetensors header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// 32-bit float.
     F32,
+    /// 16-bit float.
     F16,
+    /// bfloat16.
     BF16,
+    /// 8-bit float, e4m3fn.
     F8E4M3,
+    /// 64-bit float.
     F64,
+    /// 64-bit integer.
     I64,
+    /// 32-bit integer (packed int4/int8 codes).
     I32,
+    /// 16-bit integer.
     I16,
+    /// 8-bit integer.
     I8,
+    /// Unsigned byte (MXFP4 blocks and scales).
     U8,
+    /// Boolean.
     Bool,
     /// A dtype safetensors knows and this engine does not compute with.
     Other,

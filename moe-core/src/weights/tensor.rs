@@ -89,18 +89,22 @@ impl Tensor {
         }
     }
 
+    /// The tensor's full name in the checkpoint.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The stored dtype.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
 
+    /// Dimensions.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// Number of elements (the product of the dimensions).
     pub fn elem_count(&self) -> usize {
         self.shape.iter().product()
     }
