@@ -147,4 +147,28 @@ mod tests {
         let e = unsafe { get(std::ptr::null::<A>(), "x") }.err().unwrap();
         assert_eq!(e.status, moe_status::MOE_ERR_NULL_ARGUMENT);
     }
+
+    #[test]
+    fn threads_register_use_and_release_their_own_handles() {
+        // Under Miri this also checks the registry for data races and the boxes for leaks.
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                s.spawn(move || {
+                    let mine: Vec<*mut A> = (0..8).map(|i| register(A(t * 100 + i))).collect();
+                    for (i, &h) in mine.iter().enumerate() {
+                        // SAFETY: `h` is live and only this thread uses it.
+                        let a = unsafe { get_mut(h, "a") }.unwrap();
+                        assert_eq!(a.0, t * 100 + i as u64);
+                        a.0 += 1000;
+                        // SAFETY: as above; a wrong-kind view is refused before any dereference.
+                        assert!(unsafe { get(h as *const B, "b") }.is_err());
+                    }
+                    for &h in &mine {
+                        // SAFETY: `h` is live; released once, by its only user.
+                        unsafe { release(h, "a") }.unwrap();
+                    }
+                });
+            }
+        });
+    }
 }
