@@ -332,6 +332,32 @@ typedef struct moe_model_params {
 } moe_model_params;
 
 /**
+ * What a checkpoint needs in memory (see `moe_estimate_memory`).
+ */
+typedef struct moe_memory_estimate {
+  /**
+   * Bytes of the text model's weights as stored.
+   */
+  size_t weight_bytes;
+  /**
+   * Bytes a session's caches grow by per token (until sliding windows fill).
+   */
+  size_t kv_cache_bytes_per_token;
+  /**
+   * Tokens of context the cache figure is for.
+   */
+  size_t context;
+  /**
+   * Cache bytes of one session holding `context` tokens.
+   */
+  size_t kv_cache_bytes;
+  /**
+   * `weight_bytes + kv_cache_bytes`.
+   */
+  size_t total_bytes;
+} moe_memory_estimate;
+
+/**
  * Options of `moe_session_new`. Get the defaults from `moe_session_default_params()` and change
  * fields, so programs keep compiling when fields are added.
  */
@@ -568,6 +594,20 @@ const char *moe_model_family(const struct moe_model *model);
 moe_status moe_model_eos_tokens(const struct moe_model *model,
                                 const uint32_t **tokens,
                                 size_t *n_tokens);
+
+/**
+ * Estimates what the checkpoint in `path` needs in memory, from config.json and the safetensors
+ * headers, without loading any weight: the weights, and one session's caches at `context` tokens
+ * (0: the model's maximum context). Writes `*out` on success only.
+ *
+ * Thread-safety: may be called from any thread.
+ *
+ * # Safety
+ * `path` must be NULL or a NUL-terminated string; `out` NULL or valid for one write.
+ */
+moe_status moe_estimate_memory(const char *path,
+                               size_t context,
+                               struct moe_memory_estimate *out);
 
 /**
  * The default sampler parameters: greedy, no filtering, no penalty, seed 0.

@@ -49,7 +49,7 @@ pub use generate::{FinishReason, GenerateOptions, Generator, DEFAULT_MAX_NEW_TOK
 #[cfg(feature = "text")]
 pub use generate::{TextGenerator, TextOptions};
 pub use kernels::Precision;
-pub use model::{ComputeOptions, LoadOptions, LogitsMode, Model};
+pub use model::{ComputeOptions, LoadOptions, LogitsMode, MemoryEstimate, Model};
 pub use sampler::{argmax, Sampler, SamplerParams};
 pub use session::{Session, SessionParams};
 #[cfg(feature = "text")]

@@ -156,3 +156,53 @@ fn dense_option_differs_from_sparse_only_past_index_topk() {
         "sparse selection must matter past topk"
     );
 }
+
+/// The estimate made before loading agrees with what a loaded model and a session really hold.
+#[test]
+fn memory_estimate_before_loading_matches_the_loaded_model() {
+    for family in [
+        "mixtral",
+        "gpt_oss",
+        "llama4_text",
+        "deepseek_v3",
+        "deepseek_v32",
+        "glm_moe_dsa",
+    ] {
+        let dir = common::own_fixtures().join(family);
+        let tokens = 40;
+        let est = Model::estimate_memory(&dir, Some(tokens)).unwrap();
+        let model = Arc::new(Model::load(&dir).unwrap());
+        assert_eq!(
+            est.kv_cache_bytes_per_token,
+            model.kv_cache_bytes_per_token(),
+            "{family}"
+        );
+        assert!(est.weight_bytes > 0 && est.weight_bytes <= model.checkpoint_bytes());
+        assert_eq!(est.total_bytes, est.weight_bytes + est.kv_cache_bytes);
+        let mut s = Session::new(model.clone(), &SessionParams::default()).unwrap();
+        let ids: Vec<u32> = (0..tokens as u32).map(|i| i % 50 + 1).collect();
+        s.prefill(&ids, LogitsMode::None).unwrap();
+        // Windowed layers keep about their window (evicting in steps), the others every token.
+        let windowed = model
+            .config()
+            .layers
+            .iter()
+            .any(|l| l.mask != moe_core::config::AttentionMask::Causal);
+        if windowed {
+            assert!(
+                s.kv_cache_bytes() <= tokens * est.kv_cache_bytes_per_token,
+                "{family}"
+            );
+            assert!(
+                est.kv_cache_bytes <= tokens * est.kv_cache_bytes_per_token,
+                "{family}"
+            );
+        } else {
+            assert_eq!(s.kv_cache_bytes(), est.kv_cache_bytes, "{family}");
+        }
+    }
+    assert!(matches!(
+        Model::estimate_memory("/no/such/dir", None),
+        Err(moe_core::Error::NotFound(_))
+    ));
+}

@@ -332,3 +332,54 @@ pub unsafe extern "C" fn moe_model_eos_tokens(
         })
     }
 }
+
+/// What a checkpoint needs in memory (see `moe_estimate_memory`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(non_camel_case_types)]
+pub struct moe_memory_estimate {
+    /// Bytes of the text model's weights as stored.
+    pub weight_bytes: usize,
+    /// Bytes a session's caches grow by per token (until sliding windows fill).
+    pub kv_cache_bytes_per_token: usize,
+    /// Tokens of context the cache figure is for.
+    pub context: usize,
+    /// Cache bytes of one session holding `context` tokens.
+    pub kv_cache_bytes: usize,
+    /// `weight_bytes + kv_cache_bytes`.
+    pub total_bytes: usize,
+}
+
+/// Estimates what the checkpoint in `path` needs in memory, from config.json and the safetensors
+/// headers, without loading any weight: the weights, and one session's caches at `context` tokens
+/// (0: the model's maximum context). Writes `*out` on success only.
+///
+/// Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string; `out` NULL or valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn moe_estimate_memory(
+    path: *const c_char,
+    context: usize,
+    out: *mut moe_memory_estimate,
+) -> moe_status {
+    ffi_boundary! {
+        status_of(|| {
+            // SAFETY: `path` is NULL or NUL-terminated (caller's promise); NULL is refused.
+            let dir = unsafe { path_arg(path, "path") }?;
+            let out = out_ptr(out, "out")?;
+            let e = Model::estimate_memory(&dir, (context > 0).then_some(context))?;
+            let estimate = moe_memory_estimate {
+                weight_bytes: e.weight_bytes,
+                kv_cache_bytes_per_token: e.kv_cache_bytes_per_token,
+                context: e.context,
+                kv_cache_bytes: e.kv_cache_bytes,
+                total_bytes: e.total_bytes,
+            };
+            // SAFETY: checked by `out_ptr`; written only on success.
+            unsafe { write_out(out, estimate) };
+            Ok(())
+        })
+    }
+}

@@ -313,3 +313,32 @@ fn precision_is_a_model_parameter() {
     // has bf16 products, never a lot.
     assert!(d < 0.1, "f32 vs bf16 max abs diff {d}");
 }
+
+#[test]
+fn memory_estimate_before_loading() {
+    let dir = common::fixture("deepseek_v3");
+    let path = CString::new(dir.to_str().unwrap()).unwrap();
+    let mut e = moe::moe_memory_estimate::default();
+    // SAFETY: a valid C string and out-pointer.
+    ok(unsafe { moe::moe_estimate_memory(path.as_ptr(), 40, &mut e) });
+    let want = moe_core::Model::estimate_memory(&dir, Some(40)).unwrap();
+    assert_eq!(
+        (
+            e.weight_bytes,
+            e.kv_cache_bytes_per_token,
+            e.context,
+            e.kv_cache_bytes
+        ),
+        (
+            want.weight_bytes,
+            want.kv_cache_bytes_per_token,
+            want.context,
+            want.kv_cache_bytes
+        )
+    );
+    assert_eq!(e.total_bytes, e.weight_bytes + e.kv_cache_bytes);
+    let missing = CString::new("/no/such/model").unwrap();
+    // SAFETY: as above.
+    let s = unsafe { moe::moe_estimate_memory(missing.as_ptr(), 0, &mut e) };
+    assert_eq!(s, MOE_ERR_NOT_FOUND);
+}

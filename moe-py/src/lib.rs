@@ -6,6 +6,7 @@
 
 mod args;
 mod errors;
+mod estimate;
 mod json;
 mod loaded;
 mod model;
@@ -32,6 +33,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTokenizer>()?;
     m.add_class::<PyTextStream>()?;
     m.add_class::<PyStreamDecoder>()?;
+    m.add_function(wrap_pyfunction!(estimate::estimate_memory, m)?)?;
     m.add("__version__", moe_core::VERSION)?;
     Ok(())
 }

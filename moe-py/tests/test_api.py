@@ -87,8 +87,11 @@ def test_session_constructor_and_defaults():
     assert model.session().max_context == 12
     assert moe.Session(model).max_context == 12
     assert moe.Session(model, max_context=7).max_context == 7
-    with pytest.raises(moe.ContextFullError):
-        list(model.generate(list(range(10)), max_new_tokens=5, ignore_eos=True))
+    # The model's max_context bounds its generations: a full context ends them (not an error).
+    stream = model.generate(list(range(10)), max_new_tokens=5, ignore_eos=True)
+    assert len(list(stream)) == 2 and stream.finish_reason == "context"
+    with pytest.raises(moe.ContextFullError):  # a prompt that does not fit is an error
+        model.generate(list(range(13)), max_new_tokens=5)
 
 
 def test_dense_mode_runs_dsa_model():
@@ -207,3 +210,17 @@ def test_dedicated_pool_and_precision(reference):
 def test_bad_compute_arguments(kwargs):
     with pytest.raises(ValueError):
         moe.Model(fixture_dir("deepseek_v3"), **kwargs)
+
+
+def test_estimate_memory_before_loading():
+    est = moe.estimate_memory(fixture_dir("deepseek_v3"), context=40)
+    model = moe.Model(fixture_dir("deepseek_v3"))
+    assert set(est) == {"weight_bytes", "kv_cache_bytes_per_token", "context", "kv_cache_bytes", "total_bytes"}
+    assert est["context"] == 40
+    assert 0 < est["weight_bytes"] <= model.checkpoint_bytes
+    s = model.session()
+    s.prefill(list(range(1, 41)))
+    assert s.kv_cache_bytes == est["kv_cache_bytes"]
+    assert est["total_bytes"] == est["weight_bytes"] + est["kv_cache_bytes"]
+    with pytest.raises(moe.NotFoundError):
+        moe.estimate_memory("/no/such/model")

@@ -56,7 +56,7 @@ def test_python_reproduces_the_shared_expectation(model, want):
     tok = model.tokenizer
     ids = tok.encode(PROMPT)
     check(model, want, "sampled_text", ids, model.generate(PROMPT, **SAMPLED), **SAMPLED)
-    chat_ids = tok.encode(tok.apply_chat_template(CHAT), add_special_tokens=False)
+    chat_ids = tok.encode(tok.apply_chat_template(CHAT, add_generation_prompt=True), add_special_tokens=False)
     check(model, want, "sampled_chat", chat_ids, model.chat(CHAT, **SAMPLED), **SAMPLED)
     # The library's defaults: no arguments at all (seed 0 like Rust and C).
     check(model, want, "defaults", ids, model.generate(PROMPT))
@@ -110,7 +110,7 @@ def test_session_chat_feeds_only_the_new_turns(model):
     after_first = len(session)
     convo += [{"role": "assistant", "content": reply}, {"role": "user", "content": "More."}]
     tok = model.tokenizer
-    full = tok.encode(tok.apply_chat_template(convo), add_special_tokens=False)
+    full = tok.encode(tok.apply_chat_template(convo, add_generation_prompt=True), add_special_tokens=False)
     stream = session.chat(convo, max_new_tokens=3)
     assert stream.prompt_len < len(full), "the earlier turns were not fed again"
     list(stream)
@@ -120,7 +120,7 @@ def test_session_chat_feeds_only_the_new_turns(model):
     # A different conversation keeps only what it shares (here the BOS) and replaces the rest.
     hi = [{"role": "user", "content": "Hi."}]
     other = session.chat(hi, max_new_tokens=2)
-    hi_ids = tok.encode(tok.apply_chat_template(hi), add_special_tokens=False)
+    hi_ids = tok.encode(tok.apply_chat_template(hi, add_generation_prompt=True), add_special_tokens=False)
     assert other.prompt_len < len(hi_ids)
     list(other)
     assert session.tokens[: len(hi_ids)] == hi_ids

@@ -2,12 +2,14 @@
 
 mod block;
 mod compute;
+mod estimate;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub(crate) use block::{Block, FeedForward};
 pub use compute::ComputeOptions;
+pub use estimate::MemoryEstimate;
 
 use crate::attention::{Selection, SparseMode};
 use crate::cache::{KvCache, LayerCache, ModelCache};
@@ -249,6 +251,16 @@ impl Model {
     /// Bytes of the mapped checkpoint files.
     pub fn checkpoint_bytes(&self) -> usize {
         self.checkpoint.mapped_bytes()
+    }
+
+    /// What the checkpoint in `dir` needs in memory (weights, and one session's caches at `context`
+    /// tokens; `None`: the model's `max_position_embeddings`), from config.json and the safetensors
+    /// headers, without loading any weight.
+    pub fn estimate_memory(
+        dir: impl AsRef<Path>,
+        context: Option<usize>,
+    ) -> Result<MemoryEstimate> {
+        MemoryEstimate::for_checkpoint(dir.as_ref(), context)
     }
 
     /// Bytes the caches of a session grow by per token: every layer's K/V (GQA), latent and rope

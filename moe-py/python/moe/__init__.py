@@ -31,6 +31,7 @@ from ._native import (
     Tokenizer,
     TokenStream,
     __version__,
+    estimate_memory,
 )
 from .errors import (
     ConfigError,
@@ -76,4 +77,5 @@ __all__ = [
     "UnsupportedArchitectureError",
     "__version__",
     "errors",
+    "estimate_memory",
 ]

@@ -9,7 +9,16 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import TypeAlias
 
-__all__ = ["Model", "Session", "StreamDecoder", "TextStream", "TokenStream", "Tokenizer", "__version__"]
+__all__ = [
+    "Model",
+    "Session",
+    "StreamDecoder",
+    "TextStream",
+    "TokenStream",
+    "Tokenizer",
+    "__version__",
+    "estimate_memory",
+]
 
 __version__: str
 
@@ -245,3 +254,5 @@ class StreamDecoder:
 
     def push(self, token: int) -> str: ...
     def flush(self) -> str: ...
+
+def estimate_memory(path: _StrPath, context: int | None = None) -> dict[str, int]: ...

@@ -1,0 +1,112 @@
+//! What a checkpoint needs in memory, from config.json and the safetensors headers alone (no weight
+//! is read), so a caller can decide before loading.
+
+use std::path::Path;
+
+use crate::config::{AttentionConfig, AttentionMask, IndexerRole, ModelConfig};
+use crate::error::{Error, Result};
+use crate::weights::Checkpoint;
+
+/// Memory a model and one session of a given context need (see [`Model::estimate_memory`]).
+///
+/// [`Model::estimate_memory`]: crate::Model::estimate_memory
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryEstimate {
+    /// Bytes of the text model's weights as stored (multi-token-prediction layers and other
+    /// modalities' towers excluded). Mapped weights are paged in as they are used; copied ones
+    /// (`LoadOptions::with_copied_weights`) are resident at once.
+    pub weight_bytes: usize,
+    /// Bytes a session's caches grow by per token (until sliding windows fill).
+    pub kv_cache_bytes_per_token: usize,
+    /// Tokens of context the cache figure is for.
+    pub context: usize,
+    /// Cache bytes of one session holding `context` tokens (windowed layers capped at their window).
+    pub kv_cache_bytes: usize,
+    /// `weight_bytes + kv_cache_bytes`.
+    pub total_bytes: usize,
+}
+
+impl MemoryEstimate {
+    /// Estimates for the checkpoint in `dir` and a session of `context` tokens (`None`: the model's
+    /// `max_position_embeddings`).
+    pub(crate) fn for_checkpoint(dir: &Path, context: Option<usize>) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::NotFound(dir.to_path_buf()));
+        }
+        let config = ModelConfig::load(dir)?;
+        let checkpoint = Checkpoint::open(dir)?;
+        let context = context.unwrap_or(config.max_position_embeddings);
+        let weight_bytes = checkpoint
+            .names()
+            .filter(|name| used_by_text_model(&config, name))
+            .filter_map(|name| checkpoint.get(name))
+            .map(|t| t.bytes().len())
+            .fold(0usize, usize::saturating_add);
+        let per_layer = layer_rows(&config);
+        let per_token = per_layer
+            .iter()
+            .map(|&(width, _)| width * 4)
+            .fold(0usize, usize::saturating_add);
+        let kv_cache_bytes = per_layer
+            .iter()
+            .map(|&(width, window)| {
+                let rows = window.map_or(context, |w| w.min(context));
+                rows.saturating_mul(width).saturating_mul(4)
+            })
+            .fold(0usize, usize::saturating_add);
+        Ok(MemoryEstimate {
+            weight_bytes,
+            kv_cache_bytes_per_token: per_token,
+            context,
+            kv_cache_bytes,
+            total_bytes: weight_bytes.saturating_add(kv_cache_bytes),
+        })
+    }
+}
+
+/// Per layer: f32 values cached per token, and the most positions it keeps (`None`: all).
+fn layer_rows(config: &ModelConfig) -> Vec<(usize, Option<usize>)> {
+    config
+        .layers
+        .iter()
+        .map(|layer| match &config.attention {
+            AttentionConfig::Gqa(g) => {
+                let window = match layer.mask {
+                    AttentionMask::Causal => None,
+                    AttentionMask::SlidingWindow(w) | AttentionMask::Chunked(w) => Some(w),
+                };
+                (2 * g.num_kv_heads * g.head_dim, window)
+            }
+            AttentionConfig::Mla(m) => {
+                let indexer = match (&m.indexer, layer.indexer) {
+                    (Some(ix), IndexerRole::Full) => ix.head_dim,
+                    _ => 0,
+                };
+                (m.kv_lora_rank + m.qk_rope_head_dim + indexer, None)
+            }
+        })
+        .collect()
+}
+
+/// Whether tensor `name` belongs to the text model's layers, embedding, norm or lm_head (not to an
+/// MTP layer past `num_layers` or another modality's tower).
+fn used_by_text_model(config: &ModelConfig, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(config.weight_prefix.as_str()) else {
+        return false;
+    };
+    if rest.starts_with("lm_head.") {
+        return true;
+    }
+    let Some(rest) = rest.strip_prefix("model.") else {
+        return false;
+    };
+    match rest.strip_prefix("layers.") {
+        Some(layer) => layer
+            .split('.')
+            .next()
+            .and_then(|i| i.parse::<usize>().ok())
+            .is_some_and(|i| i < config.num_layers),
+        None => true,
+    }
+}
