@@ -130,6 +130,10 @@ enum moe_status
    * does not implement (nothing was loaded).
    */
   MOE_ERR_UNSUPPORTED_QUANTIZATION = 23,
+  /**
+   * A progress callback stopped the work (what was done is kept).
+   */
+  MOE_ERR_CANCELLED = 24,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -372,6 +376,15 @@ typedef struct moe_session_params {
    */
   bool dense_attention;
 } moe_session_params;
+
+/**
+ * Called by `moe_session_prefill_progress` after each chunk with the tokens done so far and the
+ * total; return false to cancel the rest. `user_data` is the pointer given to the call. It runs on
+ * the calling thread and must return normally (no longjmp, no C++ exception).
+ */
+typedef bool (*moe_prefill_progress_fn)(size_t done,
+                                        size_t total,
+                                        void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -732,6 +745,27 @@ moe_status moe_session_decode(struct moe_session *session,
                               uint32_t token,
                               float *logits,
                               size_t logits_len);
+
+/**
+ * Like `moe_session_prefill`, `chunk` tokens at a time (`chunk` >= 1), calling `progress` (may be
+ * NULL) after each chunk. When `progress` returns false the rest is cancelled: the call answers
+ * `MOE_ERR_CANCELLED`, the session keeps the chunks done (`moe_session_len` says how many) and
+ * `logits` is not written. The logits equal prefilling the chunks one after another.
+ *
+ * Ownership: `tokens` and `logits` stay the caller's. Thread-safety: one thread at a time per
+ * session.
+ *
+ * # Safety
+ * As for `moe_session_prefill`; `progress` NULL or a function of that type.
+ */
+moe_status moe_session_prefill_progress(struct moe_session *session,
+                                        const uint32_t *tokens,
+                                        size_t n_tokens,
+                                        float *logits,
+                                        size_t logits_len,
+                                        size_t chunk,
+                                        moe_prefill_progress_fn progress,
+                                        void *user_data);
 
 /**
  * Forgets every token: the session is empty again, as new. Fails only for a bad handle.

@@ -88,6 +88,13 @@ pub enum Error {
     /// A request that cannot be honoured with the current state (e.g. truncating into an evicted window).
     #[error("invalid request: {0}")]
     InvalidArgument(String),
+    /// The caller's progress callback stopped the work; what was done is kept (a prefill's session
+    /// holds the first `done` tokens).
+    #[error("cancelled by the progress callback after {done} tokens")]
+    Cancelled {
+        /// Tokens processed before the cancellation.
+        done: usize,
+    },
     /// Tokenizer or chat-template problem.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -148,6 +148,40 @@ impl Session {
         Ok(out)
     }
 
+    /// Like [`prefill`](Self::prefill), `chunk` tokens at a time, calling `progress(done, total)`
+    /// after each chunk; `progress` returning `false` cancels the rest with [`Error::Cancelled`],
+    /// the session keeping the chunks done. The logits equal prefilling the chunks one after
+    /// another (to f32 rounding of a single prefill). `chunk` 0 is an error.
+    pub fn prefill_with_progress(
+        &mut self,
+        tokens: &[u32],
+        logits: LogitsMode,
+        chunk: usize,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<Vec<f32>> {
+        if chunk == 0 {
+            return Err(Error::InvalidArgument("chunk must be at least 1".into()));
+        }
+        self.check(tokens)?;
+        let total = tokens.len();
+        let mut out = Vec::new();
+        let mut done = 0;
+        for part in tokens.chunks(chunk) {
+            let last = done + part.len() == total;
+            let mode = match logits {
+                LogitsMode::All => LogitsMode::All,
+                LogitsMode::Last if last => LogitsMode::Last,
+                _ => LogitsMode::None,
+            };
+            out.extend(self.prefill(part, mode)?);
+            done += part.len();
+            if !progress(done, total) && !last {
+                return Err(Error::Cancelled { done });
+            }
+        }
+        Ok(out)
+    }
+
     /// Like [`prefill`](Self::prefill) but lets `hook(layer, x)` observe the residual stream.
     pub fn prefill_with_hook(
         &mut self,

@@ -206,3 +206,39 @@ fn memory_estimate_before_loading_matches_the_loaded_model() {
         Err(moe_core::Error::NotFound(_))
     ));
 }
+
+/// A chunked prefill reports progress, equals prefilling its chunks in turn, and its callback can
+/// cancel the rest (the session keeping the chunks done).
+#[test]
+fn prefill_with_progress_reports_and_cancels() {
+    let (model, r) = load("qwen3_moe");
+    let ids = &r.ids["input_ids"];
+    let mut chunked = Session::new(model.clone(), &SessionParams::default()).unwrap();
+    let mut seen = vec![];
+    let all = chunked
+        .prefill_with_progress(ids, LogitsMode::All, 3, &mut |d, t| {
+            seen.push((d, t));
+            true
+        })
+        .unwrap();
+    let n = ids.len();
+    let want: Vec<(usize, usize)> = (1..=n.div_ceil(3)).map(|k| ((3 * k).min(n), n)).collect();
+    assert_eq!(seen, want);
+    let mut by_hand = Session::new(model.clone(), &SessionParams::default()).unwrap();
+    let mut expect = vec![];
+    for part in ids.chunks(3) {
+        expect.extend(by_hand.prefill(part, LogitsMode::All).unwrap());
+    }
+    assert_eq!(all, expect);
+    let mut one = Session::new(model.clone(), &SessionParams::default()).unwrap();
+    assert!(max_abs_diff(&all, &one.prefill(ids, LogitsMode::All).unwrap()) < 1e-4);
+
+    let mut s = Session::new(model, &SessionParams::default()).unwrap();
+    let e = s.prefill_with_progress(ids, LogitsMode::Last, 4, &mut |d, _| d < 4);
+    assert!(matches!(e, Err(Error::Cancelled { done: 4 })), "{e:?}");
+    assert_eq!(s.tokens(), &ids[..4]);
+    assert!(matches!(
+        s.prefill_with_progress(ids, LogitsMode::Last, 0, &mut |_, _| true),
+        Err(Error::InvalidArgument(_))
+    ));
+}

@@ -36,10 +36,10 @@ pub use sampler::{
     moe_sampler_sample,
 };
 pub use session::{
-    moe_session, moe_session_decode, moe_session_default_params, moe_session_free,
-    moe_session_kv_cache_bytes, moe_session_len, moe_session_max_context, moe_session_new,
-    moe_session_params, moe_session_prefill, moe_session_reset, moe_session_tokens,
-    moe_session_truncate,
+    moe_prefill_progress_fn, moe_session, moe_session_decode, moe_session_default_params,
+    moe_session_free, moe_session_kv_cache_bytes, moe_session_len, moe_session_max_context,
+    moe_session_new, moe_session_params, moe_session_prefill, moe_session_prefill_progress,
+    moe_session_reset, moe_session_tokens, moe_session_truncate,
 };
 pub use status::{moe_status, ALL_STATUSES};
 pub use text::{

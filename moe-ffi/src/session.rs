@@ -1,5 +1,7 @@
 //! `moe_session`: the caches and position of one sequence, run through prefill and decode.
 
+use std::ffi::c_void;
+
 use moe_core::{LogitsMode, Session, SessionParams, SparseMode};
 
 use crate::args::{array_in, array_out, out_ptr, write_out};
@@ -271,6 +273,56 @@ unsafe fn feed(
     let got = s.prefill(tokens, mode)?;
     out.copy_from_slice(&got);
     Ok(())
+}
+
+/// Called by `moe_session_prefill_progress` after each chunk with the tokens done so far and the
+/// total; return false to cancel the rest. `user_data` is the pointer given to the call. It runs on
+/// the calling thread and must return normally (no longjmp, no C++ exception).
+#[allow(non_camel_case_types)]
+pub type moe_prefill_progress_fn =
+    Option<unsafe extern "C" fn(done: usize, total: usize, user_data: *mut c_void) -> bool>;
+
+/// Like `moe_session_prefill`, `chunk` tokens at a time (`chunk` >= 1), calling `progress` (may be
+/// NULL) after each chunk. When `progress` returns false the rest is cancelled: the call answers
+/// `MOE_ERR_CANCELLED`, the session keeps the chunks done (`moe_session_len` says how many) and
+/// `logits` is not written. The logits equal prefilling the chunks one after another.
+///
+/// Ownership: `tokens` and `logits` stay the caller's. Thread-safety: one thread at a time per
+/// session.
+///
+/// # Safety
+/// As for `moe_session_prefill`; `progress` NULL or a function of that type.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn moe_session_prefill_progress(
+    session: *mut moe_session,
+    tokens: *const u32,
+    n_tokens: usize,
+    logits: *mut f32,
+    logits_len: usize,
+    chunk: usize,
+    progress: moe_prefill_progress_fn,
+    user_data: *mut c_void,
+) -> moe_status {
+    ffi_boundary! {
+        status_of(|| {
+            // SAFETY: forwarded caller promise about `session`.
+            let s = unsafe { session_mut(session) }?;
+            // SAFETY: forwarded caller promise about `tokens`; NULL and alignment are checked.
+            let tokens = unsafe { array_in(tokens, n_tokens, "tokens") }?;
+            let mode = logits_mode(s, tokens.len(), logits_len)?;
+            // SAFETY: forwarded caller promise; checked for NULL and alignment.
+            let out = unsafe { array_out(logits, logits_len, "logits") }?;
+            let mut report = |done: usize, total: usize| match progress {
+                // SAFETY: the caller supplied `f` with this signature and vouches for `user_data`.
+                Some(f) => unsafe { f(done, total, user_data) },
+                None => true,
+            };
+            let got = s.prefill_with_progress(tokens, mode, chunk, &mut report)?;
+            out.copy_from_slice(&got);
+            Ok(())
+        })
+    }
 }
 
 /// Forgets every token: the session is empty again, as new. Fails only for a bad handle.

@@ -58,12 +58,14 @@ pub enum moe_status {
     /// The checkpoint's `quantization_config` names a method, format, bit width or scheme the engine
     /// does not implement (nothing was loaded).
     MOE_ERR_UNSUPPORTED_QUANTIZATION = 23,
+    /// A progress callback stopped the work (what was done is kept).
+    MOE_ERR_CANCELLED = 24,
 }
 
 use moe_status::*;
 
 /// Every status, in value order (for tests and `moe_status_str`).
-pub const ALL_STATUSES: [moe_status; 24] = [
+pub const ALL_STATUSES: [moe_status; 25] = [
     MOE_OK,
     MOE_ERR_NULL_ARGUMENT,
     MOE_ERR_INVALID_HANDLE,
@@ -88,6 +90,7 @@ pub const ALL_STATUSES: [moe_status; 24] = [
     MOE_ERR_NO_TOKENIZER,
     MOE_ERR_BUSY,
     MOE_ERR_UNSUPPORTED_QUANTIZATION,
+    MOE_ERR_CANCELLED,
 ];
 
 impl moe_status {
@@ -110,6 +113,7 @@ impl moe_status {
             E::InvalidArgument(_) => MOE_ERR_INVALID_ARGUMENT,
             E::Tokenizer(_) => MOE_ERR_TOKENIZER,
             E::UnsupportedQuantization { .. } => MOE_ERR_UNSUPPORTED_QUANTIZATION,
+            E::Cancelled { .. } => MOE_ERR_CANCELLED,
             _ => MOE_ERR_OTHER,
         }
     }
@@ -141,6 +145,7 @@ impl moe_status {
             MOE_ERR_NO_TOKENIZER => c"the model has no tokenizer",
             MOE_ERR_BUSY => c"the session is busy generating",
             MOE_ERR_UNSUPPORTED_QUANTIZATION => c"unsupported quantization",
+            MOE_ERR_CANCELLED => c"cancelled by the progress callback",
         }
     }
 }

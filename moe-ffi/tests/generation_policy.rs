@@ -342,3 +342,51 @@ fn memory_estimate_before_loading() {
     let s = unsafe { moe::moe_estimate_memory(missing.as_ptr(), 0, &mut e) };
     assert_eq!(s, MOE_ERR_NOT_FOUND);
 }
+
+unsafe extern "C" fn stop_after_first(done: usize, _total: usize, user: *mut c_void) -> bool {
+    // SAFETY: `user` is the Vec passed below, alive for the call.
+    unsafe { (*(user as *mut Vec<usize>)).push(done) };
+    false
+}
+
+#[test]
+fn a_prefill_is_cancelled_through_its_progress_callback() {
+    let model = common::CModel::load(&common::fixture("qwen3_moe"));
+    let v = model.vocab();
+    let s = model.session();
+    let ids: Vec<u32> = (1..=10).collect();
+    let mut logits = vec![0f32; v];
+    let mut seen: Vec<usize> = vec![];
+    // SAFETY: live session; arrays of the stated lengths; `seen` outlives the call.
+    let st = unsafe {
+        moe::moe_session_prefill_progress(
+            s.ptr,
+            ids.as_ptr(),
+            ids.len(),
+            logits.as_mut_ptr(),
+            v,
+            4,
+            Some(stop_after_first),
+            &mut seen as *mut Vec<usize> as *mut c_void,
+        )
+    };
+    assert_eq!(st, MOE_ERR_CANCELLED);
+    assert_eq!(seen, vec![4]);
+    assert_eq!(s.len(), 4, "the session keeps the chunk done");
+    // Without a callback it is a chunked prefill.
+    let s2 = model.session();
+    // SAFETY: as above, no callback.
+    ok(unsafe {
+        moe::moe_session_prefill_progress(
+            s2.ptr,
+            ids.as_ptr(),
+            ids.len(),
+            logits.as_mut_ptr(),
+            v,
+            3,
+            None,
+            std::ptr::null_mut(),
+        )
+    });
+    assert_eq!(s2.len(), 10);
+}

@@ -121,6 +121,12 @@ fn convert(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
         Error::InvalidArgument(_) => simple("InvalidArgumentError"),
         Error::Tokenizer(_) => simple("TokenizerError"),
         Error::UnsupportedQuantization { .. } => simple("UnsupportedQuantizationError"),
+        Error::Cancelled { done } => build(
+            py,
+            "CancelledError",
+            (msg.clone(),),
+            vec![("done", done.into_bound_py_any(py)?)],
+        ),
         // `Error` is non-exhaustive: a variant added later still raises a `MoeError`.
         #[allow(unreachable_patterns)]
         _ => simple("MoeError"),

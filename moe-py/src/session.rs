@@ -6,7 +6,7 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBool, PyString};
 
 use moe_core::{Error, LogitsMode, Session};
 
@@ -120,20 +120,50 @@ impl PySession {
     ///
     /// Returns the logits of the last position, float32 `[V]`, or of every new position, float32
     /// `[T, V]`, with `all_logits=True`.
-    #[pyo3(signature = (ids, *, all_logits = false))]
+    ///
+    /// With `progress`, the ids are fed `chunk` at a time and `progress(done, total)` is called after
+    /// each chunk; returning `False` cancels the rest with `moe.CancelledError` (the session keeps
+    /// the chunks done; an exception the callback raises cancels too and is re-raised).
+    #[pyo3(signature = (ids, *, all_logits = false, progress = None, chunk = 512))]
     fn prefill<'py>(
         &self,
         py: Python<'py>,
         ids: &Bound<'py, PyAny>,
         all_logits: bool,
+        progress: Option<Py<PyAny>>,
+        chunk: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ids = args::token_ids(ids)?;
+        let chunk = args::count("chunk", chunk)?;
         let mode = if all_logits {
             LogitsMode::All
         } else {
             LogitsMode::Last
         };
-        let logits = self.with(py, |s| s.prefill(&ids, mode))?.py_err(py)?;
+        let logits = match &progress {
+            None => self.with(py, |s| s.prefill(&ids, mode))?,
+            Some(cb) => {
+                let mut raised: Option<PyErr> = None;
+                let r = self.with(py, |s| {
+                    let mut report = |done: usize, total: usize| {
+                        Python::attach(|py| match cb.call1(py, (done, total)) {
+                            // Anything but an explicit False goes on.
+                            Ok(v) => !v.bind(py).is(PyBool::new(py, false)),
+                            Err(e) => {
+                                raised = Some(e);
+                                false
+                            }
+                        })
+                    };
+                    s.prefill_with_progress(&ids, mode, chunk, &mut report)
+                })?;
+                if let Some(e) = raised {
+                    return Err(e);
+                }
+                r
+            }
+        }
+        .py_err(py)?;
         if !all_logits {
             return Ok(PyArray1::from_vec(py, logits).into_any());
         }

@@ -224,3 +224,22 @@ def test_estimate_memory_before_loading():
     assert est["total_bytes"] == est["weight_bytes"] + est["kv_cache_bytes"]
     with pytest.raises(moe.NotFoundError):
         moe.estimate_memory("/no/such/model")
+
+
+def test_prefill_progress_and_cancel():
+    model = moe.Model(fixture_dir("qwen3_moe"))
+    ids = list(range(1, 11))
+    seen = []
+    s = model.session()
+    logits = s.prefill(ids, progress=lambda d, t: seen.append((d, t)), chunk=4)
+    assert seen == [(4, 10), (8, 10), (10, 10)] and logits.shape == (model.vocab_size,)
+    s = model.session()
+    with pytest.raises(moe.CancelledError) as info:
+        s.prefill(ids, progress=lambda d, t: d < 4, chunk=4)
+    assert info.value.done == 4 and len(s) == 4
+
+    def boom(d, t):
+        raise KeyError("stop")
+
+    with pytest.raises(KeyError):
+        model.session().prefill(ids, progress=boom, chunk=4)

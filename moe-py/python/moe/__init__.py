@@ -34,6 +34,7 @@ from ._native import (
     estimate_memory,
 )
 from .errors import (
+    CancelledError,
     ConfigError,
     ContextFullError,
     DtypeError,
@@ -53,6 +54,7 @@ from .errors import (
 )
 
 __all__ = [
+    "CancelledError",
     "ConfigError",
     "ContextFullError",
     "DtypeError",

@@ -133,10 +133,14 @@ class Session:
     """One sequence's KV cache over a model; make one per conversation and thread."""
 
     def __new__(cls, model: Model, *, max_context: int | None = None, sparse: bool | None = None) -> Session: ...
-    @overload
-    def prefill(self, ids: _TokenIds) -> npt.NDArray[np.float32]: ...
-    @overload
-    def prefill(self, ids: _TokenIds, *, all_logits: bool) -> npt.NDArray[np.float32]: ...
+    def prefill(
+        self,
+        ids: _TokenIds,
+        *,
+        all_logits: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+        chunk: int = 512,
+    ) -> npt.NDArray[np.float32]: ...
     def decode(self, token: int) -> npt.NDArray[np.float32]: ...
     @overload
     def generate(

@@ -91,5 +91,11 @@ class TokenizerError(MoeError):
     """A tokenizer or chat-template problem."""
 
 
+class CancelledError(MoeError):
+    """A progress callback stopped the work; what was done is kept (``done`` tokens of a prefill)."""
+
+    done: int
+
+
 class UnsupportedQuantizationError(MoeError):
     """The checkpoint's quantization_config names a method or scheme the engine does not implement."""
