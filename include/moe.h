@@ -174,6 +174,55 @@ typedef enum moe_finish_reason {
 } moe_finish_reason;
 
 /**
+ * Severity of a log record; also the most verbose level a callback receives.
+ */
+typedef enum moe_log_level {
+  /**
+   * No record (as a maximum: logging off).
+   */
+  MOE_LOG_OFF = 0,
+  /**
+   * Something failed.
+   */
+  MOE_LOG_ERROR = 1,
+  /**
+   * Something looks wrong.
+   */
+  MOE_LOG_WARN = 2,
+  /**
+   * What happens once: a model loaded (path, family, size, time).
+   */
+  MOE_LOG_INFO = 3,
+  /**
+   * Choices and progress: kernel level, thread pool, why a generation ended.
+   */
+  MOE_LOG_DEBUG = 4,
+  /**
+   * Everything.
+   */
+  MOE_LOG_TRACE = 5,
+} moe_log_level;
+
+/**
+ * Values of `moe_model_params.precision`.
+ */
+typedef enum moe_precision {
+  /**
+   * f32 activations: products match the reference implementation (the default).
+   */
+  MOE_PRECISION_F32 = 0,
+  /**
+   * Activations rounded to bf16 in products with bf16 weights, as llama.cpp's BF16 path does.
+   */
+  MOE_PRECISION_BF16 = 1,
+  /**
+   * Activations quantized to int8 (per token and block of 32) in products with packed int4/int8
+   * weights, with integer dot products; not exact.
+   */
+  MOE_PRECISION_INT8 = 2,
+} moe_precision;
+
+/**
  * A loaded model (opaque). Immutable once loaded: every function taking a `const moe_model *` may be
  * called from several threads at the same time. Sessions keep the weights alive, so the handle may
  * be freed while sessions made from it are still in use.
@@ -290,6 +339,18 @@ typedef struct moe_chat_message {
   const char *role;
   const char *content;
 } moe_chat_message;
+
+/**
+ * Receives one log record: its level, the engine module it comes from (`target`, e.g.
+ * `moe_core::model`) and the message, both NUL-terminated and valid only during the call, and the
+ * `user_data` given to `moe_log_set_callback`. It may be called from any thread, at the same time
+ * on several, so it must be thread-safe; it must return normally and must not call
+ * `moe_log_set_callback`.
+ */
+typedef void (*moe_log_fn)(enum moe_log_level level,
+                           const char *target,
+                           const char *message,
+                           void *user_data);
 
 /**
  * Called while a model loads, after each layer, with the layers done so far and the total.
@@ -496,6 +557,23 @@ moe_status moe_session_generate_chat(struct moe_session *session,
 moe_status moe_session_finish_reason(const struct moe_session *session,
                                      enum moe_finish_reason *reason,
                                      size_t *stop_index);
+
+/**
+ * Sends the engine's log records up to `max_level` (a `moe_log_level`) to `callback` with
+ * `user_data`; `callback` NULL (or `MOE_LOG_OFF`) turns logging off again, which is the default.
+ * A later call replaces the earlier callback. Fails with `MOE_ERR_INVALID_ARGUMENT` for an unknown
+ * level, or when the host program already installed its own Rust `log` logger (its records then go
+ * there).
+ *
+ * Thread-safety: may be called from any thread, but not from inside the callback.
+ *
+ * # Safety
+ * `callback` must be NULL or a function of that type, safe to call from any thread with
+ * `user_data` until it is replaced.
+ */
+moe_status moe_log_set_callback(moe_log_fn callback,
+                                void *user_data,
+                                moe_log_level max_level);
 
 /**
  * The default model parameters: no progress callback.

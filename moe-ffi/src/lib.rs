@@ -11,6 +11,7 @@ pub mod finish;
 pub mod generate;
 mod handle;
 mod last_error;
+pub mod logging;
 pub mod model;
 mod out_buffer;
 pub mod sampler;
@@ -25,6 +26,7 @@ pub use generate::{
     moe_generate_default_params, moe_generate_params, moe_model_default_generate_params,
     moe_piece_fn, moe_session_finish_reason, moe_session_generate, moe_session_generate_chat,
 };
+pub use logging::{moe_log_fn, moe_log_level, moe_log_set_callback};
 pub use model::{
     moe_estimate_memory, moe_memory_estimate, moe_model, moe_model_architecture,
     moe_model_default_params, moe_model_eos_tokens, moe_model_family, moe_model_free,

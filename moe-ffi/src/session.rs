@@ -292,8 +292,8 @@ pub type moe_prefill_progress_fn =
 ///
 /// # Safety
 /// As for `moe_session_prefill`; `progress` NULL or a function of that type.
-#[no_mangle]
 #[allow(clippy::too_many_arguments)]
+#[no_mangle]
 pub unsafe extern "C" fn moe_session_prefill_progress(
     session: *mut moe_session,
     tokens: *const u32,

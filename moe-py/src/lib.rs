@@ -27,6 +27,12 @@ pub use text::{PyStreamDecoder, PyTextStream, PyTokenizer};
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The engine's log records go to Python's `logging` (loggers `moe_core.*`), silent at the default
+    // WARNING level. Levels are looked up on every record (no caching), so configuring `logging`
+    // after import takes effect; records are few. A host that installed another Rust logger keeps it.
+    if let Ok(logger) = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Nothing) {
+        let _ = logger.install();
+    }
     m.add_class::<PyModel>()?;
     m.add_class::<PySession>()?;
     m.add_class::<PyTokenStream>()?;

@@ -243,3 +243,15 @@ def test_prefill_progress_and_cancel():
 
     with pytest.raises(KeyError):
         model.session().prefill(ids, progress=boom, chunk=4)
+
+
+def test_engine_logs_go_to_python_logging(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="moe_core"):
+        moe.Model(fixture_dir("mixtral"))
+    loaded = [r for r in caplog.records if r.name.startswith("moe_core") and "loaded" in r.getMessage()]
+    assert loaded and "mixtral" in loaded[0].getMessage()
+    caplog.clear()
+    moe.Model(fixture_dir("mixtral"))  # the default WARNING level: silent
+    assert not [r for r in caplog.records if r.name.startswith("moe_core")]

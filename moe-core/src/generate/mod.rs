@@ -114,7 +114,7 @@ impl Generator {
             return Ok(None);
         };
         if self.session.len() >= self.session.max_context() {
-            self.finish = Some(FinishReason::Context);
+            self.end(FinishReason::Context);
             return Ok(None);
         }
         let token = self.sampler.sample(&logits, self.session.tokens())?;
@@ -130,7 +130,7 @@ impl Generator {
             Some(reason) => {
                 // Record the token so the session holds the whole sequence, without unused logits.
                 self.session.prefill(&[token], LogitsMode::None)?;
-                self.finish = Some(reason);
+                self.end(reason);
             }
             None => self.next_logits = Some(self.session.decode(token)?),
         }
@@ -145,7 +145,10 @@ impl Generator {
     /// Ends generation with `reason` unless it had already ended.
     pub(crate) fn end(&mut self, reason: FinishReason) {
         self.next_logits = None;
-        self.finish.get_or_insert(reason);
+        if self.finish.is_none() {
+            log::debug!("generation ended: {reason} after {} tokens", self.produced);
+            self.finish = Some(reason);
+        }
     }
 
     /// Why generation ended; `None` while it goes on.

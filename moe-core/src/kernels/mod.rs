@@ -106,7 +106,11 @@ static ISA: OnceLock<Isa> = OnceLock::new();
 
 /// The level the kernels use: the best this CPU supports, unless [`force_isa`] chose another.
 pub fn isa() -> Isa {
-    *ISA.get_or_init(|| *supported_isas().last().expect("scalar is always supported"))
+    *ISA.get_or_init(|| {
+        let best = *supported_isas().last().expect("scalar is always supported");
+        log::debug!("kernel level: {best} (supported: {:?})", supported_isas());
+        best
+    })
 }
 
 /// Makes every product of this process use `level` (named as [`Isa`]'s `Display`: `scalar`, `avx2`,

@@ -113,6 +113,8 @@ impl Model {
         if !dir.is_dir() {
             return Err(crate::Error::NotFound(dir.to_path_buf()));
         }
+        let started = std::time::Instant::now();
+        log::info!("loading {}", dir.display());
         let config = ModelConfig::load(dir)?;
         let residence = if opts.copy_weights {
             Residence::Copied
@@ -165,6 +167,19 @@ impl Model {
         if let Some(c) = opts.compute {
             model.set_compute(c)?;
         }
+        log::info!(
+            "loaded {} ({}, {} layers, {:.1} MB {}) in {:.2?}",
+            dir.display(),
+            model.config.family,
+            model.config.num_layers,
+            model.checkpoint.mapped_bytes() as f64 / 1e6,
+            if opts.copy_weights {
+                "copied"
+            } else {
+                "mapped"
+            },
+            started.elapsed()
+        );
         Ok(model)
     }
 
@@ -184,6 +199,12 @@ impl Model {
         let pool = crate::kernels::build_pool(compute.threads, compute.precision)
             .map_err(|e| Error::InvalidArgument(format!("thread pool: {e}")))?;
         self.pool = Some(Arc::new(pool));
+        log::debug!(
+            "compute: {} threads, {:?} precision, kernels {}",
+            self.threads(),
+            compute.precision,
+            crate::kernels::isa()
+        );
         Ok(())
     }
 
