@@ -12,6 +12,10 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 W=${W:-/work/bench}
 PY=${PY:-python3}
 PEERS=${PEERS:-$REPO/../shared/tools/peers}
+if [[ ! -d "$PEERS" ]]; then
+  echo "compare.sh: no peers recipes at $PEERS; set PEERS to the folder with torch_bench.py" >&2
+  exit 2
+fi
 ROUNDS=${ROUNDS:-3}; PROMPT=${PROMPT:-512}; GEN=${GEN:-128}; TORCH=${TORCH:-1}
 PRECISION=${PRECISION:-bf16}
 OUT=${OUT:-$W/results/$(date +%Y%m%d-%H%M%S)}
