@@ -82,6 +82,27 @@ mod tests {
     }
 
     #[test]
+    fn scalar_products_fill_every_output_serially_and_split_over_a_pool() {
+        use crate::kernels::{build_pool, matmul_t_with, Isa, MatRef, Precision};
+        // The second shape has 2^16 multiply-adds or more: its rows are split into tasks that write
+        // disjoint parts of `y` through a raw pointer on two workers (what Miri checks here).
+        let pool = build_pool(Some(2), Precision::F32).unwrap();
+        for (rows, cols, t) in [(5, 7, 3), (40, 64, 26)] {
+            let w = exact(rows * cols, 5);
+            let x = exact(t * cols, 3);
+            let mut y = vec![f32::NAN; t * rows];
+            let m = MatRef::new(FloatData::F32(&w), rows, cols);
+            pool.install(|| matmul_t_with(Isa::Scalar, Precision::F32, m, &x, t, &mut y));
+            for i in 0..t {
+                for r in 0..rows {
+                    let want = dot_f32(&w[r * cols..(r + 1) * cols], &x[i * cols..(i + 1) * cols]);
+                    assert_eq!(y[i * rows + r], want, "{rows}x{cols} t={t} ({i}, {r})");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn dot_propagates_nan_and_infinity() {
         let mut x = vec![1.0f32; 11];
         let w = vec![1.0f32; 11];
