@@ -101,14 +101,20 @@ fn run() -> Result<(), String> {
     let load_s = t_load.elapsed().as_secs_f64();
     let model = Arc::new(model);
     let bpt = model.weight_bytes_per_token();
+    // The measured kernel choice for bf16 weights (kernels/choice.rs), per product kind.
+    let prefill_kernel = kernels::choose(kernels::ProductKind::Prefill, precision);
+    let decode_kernel = kernels::choose(kernels::ProductKind::Decode, precision);
     println!(
-        "model {} ({}, {} layers), {:.2} GB mapped; threads {}, kernels {}, precision {:?}",
+        "model {} ({}, {} layers), {:.2} GB mapped; threads {}, kernels {} (bf16 weights: prefill {}, decode {}; {}), precision {:?}",
         dir.display(),
         model.config().architecture,
         model.config().num_layers,
         model.checkpoint_bytes() as f64 / 1e9,
         model.threads(),
         kernels::isa(),
+        prefill_kernel,
+        decode_kernel,
+        kernels::cpu_id(),
         precision
     );
 
@@ -160,6 +166,9 @@ fn run() -> Result<(), String> {
                 "model": dir.display().to_string(),
                 "threads": model.threads(),
                 "kernels": kernels::isa().to_string(),
+                "kernel_prefill": prefill_kernel.to_string(),
+                "kernel_decode": decode_kernel.to_string(),
+                "cpu": kernels::cpu_id().to_string(),
                 "precision": format!("{precision:?}"),
                 "prompt": n_prompt,
                 "gen": gen,

@@ -14,8 +14,8 @@ pub use crate::weights::{read_safetensors_file, Checkpoint, DType, Tensor};
 /// Kernel levels and the raw product, for the kernel benchmarks.
 pub mod kernels {
     pub use crate::kernels::{
-        build_pool, force_isa, isa, matmul_t_with, supported_isas, FloatData, Isa, MatRef,
-        Precision,
+        build_pool, choose, cpu_id, force_isa, isa, lookup, matmul_t_with, supported_isas, CpuId,
+        FloatData, Isa, MatRef, Precision, ProductKind, Row, TABLE,
     };
 }
 

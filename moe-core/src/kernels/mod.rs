@@ -9,6 +9,7 @@
 //! token, keeps every core streaming its own slice of each matrix). A model may own a dedicated pool
 //! ([`build_pool`]) that also fixes the [`Precision`] of its products.
 
+mod choice;
 mod float_data;
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -24,6 +25,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+pub use choice::{choose, cpu_id, lookup, CpuId, ProductKind, Row, TABLE};
 pub use float_data::FloatData;
 pub(crate) use topk::top_k_indices;
 
@@ -104,6 +106,14 @@ pub fn supported_isas() -> Vec<Isa> {
 
 static ISA: OnceLock<Isa> = OnceLock::new();
 
+/// Whether `force_isa` fixed the level (then it also overrides the measured choice table).
+static FORCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the level was forced with [`force_isa`].
+pub(crate) fn forced() -> bool {
+    FORCED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The level the kernels use: the best this CPU supports, unless [`force_isa`] chose another.
 pub fn isa() -> Isa {
     *ISA.get_or_init(|| {
@@ -127,6 +137,7 @@ pub fn force_isa(level: &str) -> Result<Isa, String> {
         })?;
     let got = *ISA.get_or_init(|| want);
     if got == want {
+        FORCED.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(got)
     } else {
         Err(format!("kernel level already fixed to {got}"))
@@ -399,7 +410,13 @@ pub fn matmul_t_with(
 
 /// `y[T, rows] = x[T, cols] · Wᵀ` for a weight stored `[rows, cols]` (a `nn.Linear` weight).
 pub(crate) fn matmul_t(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
-    matmul_t_with(isa(), current_precision(), w, x, t, y);
+    let precision = current_precision();
+    let level = match w.data {
+        // bf16 weights: the measured choice between VDPBF16PS and widen + FMA (kernels/choice.rs).
+        FloatData::BF16(_) => choose(ProductKind::of(t), precision),
+        FloatData::F32(_) | FloatData::F16(_) => isa(),
+    };
+    matmul_t_with(level, precision, w, x, t, y);
 }
 
 /// `y[T, cols] = x[T, rows] · W` for a weight stored `[rows = in, cols = out]` (fused expert tensors
