@@ -4,8 +4,8 @@
 //! cargo run --release --example bench -- --model DIR --prompt 512 --gen 128 --threads 2
 //! ```
 //! Options: --reps N (measured repetitions after one warm-up, default 3; medians are printed),
-//! --precision bf16|f32 (how activations meet bf16 weights in prefill products; bf16 is what llama.cpp's
-//! BF16 path and PyTorch bf16 do, and the default here), --seed S (random prompt ids), --json (one JSON
+//! --precision f32|bf16|int8 (how activations meet bf16 weights in products; the default is the
+//! library's, f32 (exact); bf16 is what llama.cpp's BF16 path and PyTorch bf16 do), --seed S (random prompt ids), --json (one JSON
 //! line on stdout as well), --gqa-tiled-min N / --mla-expand-min N (ablations: prompt length from which
 //! GQA uses tiled attention / MLA expands its latents). The kernel level can be forced with --kernels scalar|avx2|avx512|avx512bf16.
 //!
@@ -79,7 +79,7 @@ fn run() -> Result<(), String> {
     let reps: usize = args.parse_or("reps", 3)?;
     let threads: Option<usize> = args.opt("threads")?;
     let seed: u64 = args.parse_or("seed", 1)?;
-    let precision = match args.get("precision").unwrap_or("bf16") {
+    let precision = match args.get("precision").unwrap_or("f32") {
         "bf16" => Precision::Bf16,
         "f32" => Precision::F32,
         "int8" => Precision::Int8,

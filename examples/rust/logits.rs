@@ -5,7 +5,8 @@
 //! ```
 //! Output: f32 `prefill_logits` [T, V] (one prefill of the prompt) and `decode_logits` [N, V] (each decode
 //! id fed through the cache after the prompt), and one JSON line on stdout with `kv_cache_bytes` and
-//! `tokens` (T + N).
+//! `tokens` (T + N). `--precision f32|bf16|int8` sets how activations meet the weights (default f32,
+//! exact: the correctness contract).
 
 #[path = "common/args.rs"]
 mod args;
@@ -14,7 +15,9 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use moe_core::{LogitsMode, Model, Session, SessionParams, SparseMode};
+use moe_core::{
+    ComputeOptions, LoadOptions, LogitsMode, Model, Precision, Session, SessionParams, SparseMode,
+};
 use safetensors::tensor::{Dtype, TensorView};
 
 fn run() -> Result<(), String> {
@@ -36,7 +39,17 @@ fn run() -> Result<(), String> {
             SparseMode::Sparse
         });
 
-    let model = Arc::new(Model::load(model_dir).map_err(|e| e.to_string())?);
+    let precision = match args.get("precision").unwrap_or("f32") {
+        "f32" => Precision::F32,
+        "bf16" => Precision::Bf16,
+        "int8" => Precision::Int8,
+        p => return Err(format!("--precision must be f32, bf16 or int8, not {p}")),
+    };
+    let mut opts = LoadOptions::default();
+    if precision != Precision::F32 {
+        opts = opts.with_compute(ComputeOptions::new(None, precision));
+    }
+    let model = Arc::new(Model::load_with(model_dir, opts).map_err(|e| e.to_string())?);
     let v = model.vocab_size();
     let mut session = Session::new(model, &params).map_err(|e| e.to_string())?;
     let prefill = session

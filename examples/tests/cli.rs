@@ -154,3 +154,43 @@ fn generate_example_prints_ids_for_models_without_tokenizer() {
     assert!(!ids.is_empty() && ids.len() <= 5);
     assert!(ids.iter().all(|&i| i < 256));
 }
+
+#[test]
+fn logits_example_precision_flag() {
+    let fixture = repo().join("fixtures/qwen3_moe");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |precision: Option<&str>, out: &Path| {
+        let mut c = example("logits");
+        c.args(["--model", fixture.to_str().unwrap()])
+            .args(["--prompt-ids", "1,2,3,4,5", "--decode-ids", "6,7"])
+            .args(["--out", out.to_str().unwrap()]);
+        if let Some(p) = precision {
+            c.args(["--precision", p]);
+        }
+        c.output().unwrap()
+    };
+    let (default, exact, bf16) = (
+        tmp.path().join("d.st"),
+        tmp.path().join("f.st"),
+        tmp.path().join("b.st"),
+    );
+    assert!(run(None, &default).status.success());
+    assert!(run(Some("f32"), &exact).status.success());
+    assert!(run(Some("bf16"), &bf16).status.success());
+    // The default is the exact mode, bit for bit; bf16 activations stay close.
+    assert_eq!(
+        std::fs::read(&default).unwrap(),
+        std::fs::read(&exact).unwrap()
+    );
+    let (_, a) = tensor(&exact, "prefill_logits");
+    let (_, b) = tensor(&bf16, "prefill_logits");
+    let d = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(d < 0.1, "bf16 vs f32 max abs diff {d}");
+    let o = run(Some("fp7"), &tmp.path().join("x.st"));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--precision"));
+}
