@@ -186,6 +186,10 @@ fn c_string(r: &mut Reader, max: usize) -> CString {
     .unwrap()
 }
 
+/// The generation callback: checks the piece and counts down the budget at `user_data`.
+///
+/// # Safety
+/// `piece` must hold `len` bytes and a NUL; `user_data` must point to a `u32` no one else uses.
 unsafe extern "C" fn on_piece(piece: *const c_char, len: usize, user_data: *mut c_void) -> bool {
     // SAFETY: the library passes `len` readable bytes followed by a NUL.
     let bytes = unsafe { std::slice::from_raw_parts(piece.cast::<u8>(), len + 1) };
