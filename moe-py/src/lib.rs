@@ -11,6 +11,7 @@ mod json;
 mod loaded;
 mod model;
 mod options;
+mod prompt;
 mod running;
 mod session;
 mod stream;

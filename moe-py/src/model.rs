@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyDict;
 
 use moe_core::{ComputeOptions, LoadOptions, Model, Precision, Session, SessionParams};
 
@@ -14,8 +14,8 @@ use crate::errors::PyResultExt;
 use crate::json;
 use crate::loaded::{sparse_mode, PyModel};
 use crate::options::GenArgs;
+use crate::prompt::Prompt;
 use crate::session::PySession;
-use crate::stream::PyTokenStream;
 use crate::text::{chat_messages, tokenizer_of, PyTextStream, PyTokenizer};
 
 #[pymethods]
@@ -200,7 +200,7 @@ impl PyModel {
     /// ids; given a `str` it returns a `TextStream` of text pieces (the model needs a tokenizer).
     /// Sampling arguments left as `None` take the checkpoint's generation_config.json defaults, else
     /// greedy; `temperature=0.0` is greedy; `top_k=0`, `top_p=1.0`, `min_p=0.0` and
-    /// `repetition_penalty=1.0` switch those filters off; `seed=None` picks a random seed.
+    /// `repetition_penalty=1.0` switch those filters off; `seed=None` is seed 0 (as in Rust and C).
     /// `stop` is a token id, a string or a list of them: generation ends after a stop token (yielded)
     /// or before a stop string (not yielded; text only). The model's `eos_token_ids` stop it too
     /// unless `ignore_eos=True`. The prompt is processed before this returns, so bad input raises here.
@@ -241,33 +241,9 @@ impl PyModel {
         }
         .resolve(py, &self.inner)?;
         let params = self.session_params(max_context, sparse)?;
-        if let Ok(text) = prompt.cast::<PyString>() {
-            let text = text.to_cow()?.into_owned();
-            let tokenizer = tokenizer_of(&self.inner).py_err(py)?;
-            let ids = py
-                .detach(|| tokenizer.encode(&text, add_special_tokens))
-                .py_err(py)?;
-            let session = fresh_session(py, &self.inner, &params, &ids)?;
-            let stream = PyTextStream::start(
-                py,
-                session,
-                None,
-                ids,
-                resolved.options,
-                resolved.stop_strings,
-                skip_special_tokens,
-            )?;
-            return Ok(Py::new(py, stream)?.into_any());
-        }
-        if !resolved.stop_strings.is_empty() {
-            return Err(PyTypeError::new_err(
-                "stop strings need a text prompt: give token ids as stop for a token-id prompt",
-            ));
-        }
-        let ids = args::token_ids(prompt)?;
-        let session = fresh_session(py, &self.inner, &params, &ids)?;
-        let stream = PyTokenStream::start(py, session, None, ids, resolved.options)?;
-        Ok(Py::new(py, stream)?.into_any())
+        let prompt = Prompt::of(py, &self.inner, prompt, add_special_tokens, &resolved)?;
+        let session = fresh_session(py, &self.inner, &params, prompt.ids())?;
+        prompt.start(py, session, None, resolved, skip_special_tokens)
     }
 
     /// Chats: renders `messages` (a list of `{"role": ..., "content": ...}` dicts) with the model's

@@ -4,9 +4,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1};
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyString};
+use pyo3::types::PyBool;
 
 use moe_core::{Error, LogitsMode, Session};
 
@@ -14,8 +13,8 @@ use crate::args;
 use crate::errors::PyResultExt;
 use crate::loaded::PyModel;
 use crate::options::GenArgs;
+use crate::prompt::Prompt;
 use crate::running::SessionHome;
-use crate::stream::PyTokenStream;
 use crate::text::{chat_messages, tokenizer_of, PyTextStream};
 
 /// The state of one sequence (its KV cache and the tokens fed so far) over a model.
@@ -261,33 +260,9 @@ impl PySession {
             ignore_eos,
         }
         .resolve(py, &model)?;
-        if let Ok(text) = prompt.cast::<PyString>() {
-            let text = text.to_cow()?.into_owned();
-            let tokenizer = tokenizer_of(&model).py_err(py)?;
-            let ids = py
-                .detach(|| tokenizer.encode(&text, add_special_tokens))
-                .py_err(py)?;
-            let (session, ids) = this.take_for(py, |_| ids)?;
-            let stream = PyTextStream::start(
-                py,
-                session,
-                Self::home(slf),
-                ids,
-                resolved.options,
-                resolved.stop_strings,
-                skip_special_tokens,
-            )?;
-            return Ok(Py::new(py, stream)?.into_any());
-        }
-        if !resolved.stop_strings.is_empty() {
-            return Err(PyTypeError::new_err(
-                "stop strings need a text prompt: give token ids as stop for a token-id prompt",
-            ));
-        }
-        let ids = args::token_ids(prompt)?;
-        let (session, ids) = this.take_for(py, |_| ids)?;
-        let stream = PyTokenStream::start(py, session, Self::home(slf), ids, resolved.options)?;
-        Ok(Py::new(py, stream)?.into_any())
+        let prompt = Prompt::of(py, &model, prompt, add_special_tokens, &resolved)?;
+        let (session, _) = this.take_for(py, |_| prompt.ids().to_vec())?;
+        prompt.start(py, session, Self::home(slf), resolved, skip_special_tokens)
     }
 
     /// Chats in this session: `messages` is the whole conversation so far (a list of
