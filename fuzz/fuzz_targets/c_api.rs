@@ -135,7 +135,7 @@ impl State {
     /// A session argument, with its index when it is one of this input's live sessions (an
     /// arbitrary handle may be one too).
     fn session(&self, r: &mut Reader) -> (Option<usize>, *mut moe_session) {
-        let h = if !self.sessions.is_empty() && r.u8() % 4 != 0 {
+        let h = if !self.sessions.is_empty() && !r.u8().is_multiple_of(4) {
             self.sessions[usize::from(r.u8()) % self.sessions.len()]
         } else {
             self.handle(r) as *mut moe_session
@@ -144,7 +144,7 @@ impl State {
     }
 
     fn sampler(&self, r: &mut Reader) -> *mut moe_sampler {
-        if !self.samplers.is_empty() && r.u8() % 4 != 0 {
+        if !self.samplers.is_empty() && !r.u8().is_multiple_of(4) {
             self.samplers[usize::from(r.u8()) % self.samplers.len()]
         } else {
             self.handle(r) as *mut moe_sampler
@@ -258,12 +258,12 @@ fn step(r: &mut Reader, s: &mut State) {
             };
             params.dense_attention = r.bool();
             let mut out: *mut moe_session = null_mut();
-            let p = if r.u8() % 8 == 0 {
+            let p = if r.u8().is_multiple_of(8) {
                 null()
             } else {
                 &params as *const _
             };
-            let o = if r.u8() % 8 == 0 {
+            let o = if r.u8().is_multiple_of(8) {
                 null_mut()
             } else {
                 &mut out as *mut _
@@ -392,7 +392,7 @@ fn step(r: &mut Reader, s: &mut State) {
             p.repetition_penalty = r.param();
             p.seed = r.u64();
             let mut out: *mut moe_sampler = null_mut();
-            let pp = if r.u8() % 8 == 0 {
+            let pp = if r.u8().is_multiple_of(8) {
                 null()
             } else {
                 &p as *const _
@@ -478,7 +478,7 @@ fn step(r: &mut Reader, s: &mut State) {
             } else {
                 buf.as_mut_ptr()
             };
-            let np = if r.u8() % 8 == 0 {
+            let np = if r.u8().is_multiple_of(8) {
                 null_mut()
             } else {
                 &mut n_out as *mut usize
@@ -526,7 +526,7 @@ fn step(r: &mut Reader, s: &mut State) {
             let msgs: Vec<moe_chat_message> = strings
                 .iter()
                 .map(|(role, content)| moe_chat_message {
-                    role: if r.u8() % 16 == 0 {
+                    role: if r.u8().is_multiple_of(16) {
                         null()
                     } else {
                         role.as_ptr()
