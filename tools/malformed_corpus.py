@@ -262,6 +262,8 @@ def shard_cases(c):
 def text_cases(c):
     d = c.case("tokenizer-garbage", GQA, "tokenizer")
     c.write(d, "tokenizer.json", b"\x00\xff this is not a tokenizer")
+    d = c.case("tokenizer-truncated", GQA, "tokenizer")  # made the tokenizers crate panic (fuzzing)
+    c.write(d, "tokenizer.json", '{"decoder":')
     d = c.case("tokenizer-config-garbage", GQA, "tokenizer")
     shutil.copy(TOKENIZER, os.path.join(d, "tokenizer.json"))
     c.write(d, "tokenizer_config.json", "{not json")

@@ -156,11 +156,7 @@ impl Sampler {
         }
         // Candidates sorted by logit, largest first (ties: lower id first).
         let mut idx: Vec<usize> = (0..z.len()).collect();
-        idx.sort_by(|&a, &b| {
-            z[b].partial_cmp(&z[a])
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.cmp(&b))
-        });
+        idx.sort_by(|&a, &b| crate::kernels::descending(z[a], z[b]).then(a.cmp(&b)));
         if p.top_k > 0 {
             idx.truncate(p.top_k);
         }

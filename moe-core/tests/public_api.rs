@@ -381,3 +381,50 @@ fn session_max_context_beyond_the_address_space_is_refused() {
     let s = Session::new(m, &SessionParams::default().with_max_context(Some(1 << 30))).unwrap();
     assert_eq!(s.kv_cache_bytes(), 0);
 }
+
+#[test]
+fn sampling_many_nan_logits_never_panics() {
+    // Found by fuzzing: a sort over NaN logits used an inconsistent order, which the standard sort
+    // rejects with a panic on longer slices.
+    let logits: Vec<f32> = (0..300)
+        .map(|i| {
+            if i % 2 == 0 {
+                f32::NAN
+            } else {
+                i as f32 / 100.0
+            }
+        })
+        .collect();
+    for p in [
+        SamplerParams::default(),
+        SamplerParams::default().with_temperature(0.9),
+        SamplerParams::default()
+            .with_temperature(0.9)
+            .with_top_k(50)
+            .with_top_p(0.8)
+            .with_min_p(0.05)
+            .with_repetition_penalty(1.2),
+    ] {
+        let mut s = Sampler::new(p).unwrap();
+        for _ in 0..20 {
+            let t = s.sample(&logits, &[1, 2, 3]).unwrap();
+            assert!((t as usize) < logits.len());
+        }
+    }
+}
+
+#[test]
+fn a_truncated_tokenizer_json_is_a_tokenizer_error() {
+    // Found by fuzzing: the tokenizers crate panics on this prefix of a file.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("tokenizer.json");
+    std::fs::write(&path, br#"{"decoder":"#).unwrap();
+    assert!(matches!(
+        Tokenizer::from_file(&path),
+        Err(Error::Tokenizer(_))
+    ));
+    assert!(matches!(
+        Tokenizer::from_dir(tmp.path()),
+        Err(Error::Tokenizer(_))
+    ));
+}

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 pub use choice::{choose, cpu_id, lookup, CpuId, ProductKind, Row, TABLE};
 pub use float_data::FloatData;
-pub(crate) use topk::top_k_indices;
+pub(crate) use topk::{descending, top_k_indices};
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PAR_THRESHOLD: usize = 1 << 16;

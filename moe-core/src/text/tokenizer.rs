@@ -41,6 +41,20 @@ fn tok_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Tokenizer(format!("{what}: {e}"))
 }
 
+/// Parses a `tokenizer.json`. The `tokenizers` crate panics on some malformed files instead of
+/// failing (found by fuzzing: a truncated `{"decoder":` hits an `expect` in its decoder
+/// deserializer), so its panic is caught here and reported as the file being unreadable.
+fn parse_tokenizer_file(path: &Path) -> Result<tokenizers::Tokenizer> {
+    let what = path.display().to_string();
+    match std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(path)) {
+        Ok(parsed) => parsed.map_err(|e| tok_err(&what, e)),
+        Err(_) => Err(tok_err(
+            &what,
+            "not a valid tokenizer.json (the parser failed)",
+        )),
+    }
+}
+
 impl Tokenizer {
     /// Loads `dir/tokenizer.json` (and `tokenizer_config.json` when present); `Ok(None)` when the
     /// directory has no tokenizer.
@@ -49,8 +63,7 @@ impl Tokenizer {
         if !path.is_file() {
             return Ok(None);
         }
-        let inner = tokenizers::Tokenizer::from_file(&path)
-            .map_err(|e| tok_err(&path.display().to_string(), e))?;
+        let inner = parse_tokenizer_file(&path)?;
         let mut tok = Tokenizer {
             inner,
             chat_template: None,
@@ -74,8 +87,7 @@ impl Tokenizer {
         if !path.is_file() {
             return Err(Error::NotFound(path.to_path_buf()));
         }
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| tok_err(&path.display().to_string(), e))?;
+        let inner = parse_tokenizer_file(path)?;
         Ok(Tokenizer {
             inner,
             chat_template: None,
