@@ -71,12 +71,8 @@ MIRIFLAGS="$MIRIFLAGS -Zmiri-tree-borrows -Zmiri-ignore-leaks" \
   miri_test "moe-core scalar kernels, top-k, kernel dispatch (scalar level; Tree Borrows)" moe-core \
   kernels::scalar:: kernels::topk:: kernels::tests::matmul_n_is_the_transpose_of_matmul_t \
   kernels::tests::softmax_sums_to_one_and_keeps_order
-# Skipped: arrays_need_a_pointer_only_when_non_empty builds its "misaligned" pointer as a [u8; 16]
-# plus one, which is 4-aligned whenever the array happens to sit at an address = 3 (mod 4); Miri
-# places allocations at random addresses, so the test fails there about one run in four.
 miri_test "moe-ffi handles, out buffers, arguments, boundary, errors" moe-ffi \
-  handle:: out_buffer:: args:: boundary:: last_error:: diagnostics:: status:: \
-  --skip args::tests::arrays_need_a_pointer_only_when_non_empty
+  handle:: out_buffer:: args:: boundary:: last_error:: diagnostics:: status::
 
 if ((failed)); then
   printf 'failed: %s\n' "${failures[@]}"

@@ -11,11 +11,12 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use moe_core::{ChatMessage, Tokenizer};
-use moe_fuzz::{split_sections, Scratch};
+use moe_fuzz::{let_caught_dependency_panics_unwind, split_sections, Scratch};
 
 static SCRATCH: OnceLock<Scratch> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
+    let_caught_dependency_panics_unwind();
     let scratch = SCRATCH.get_or_init(|| Scratch::new("tokenizer"));
     let sections = split_sections(data);
     let path = scratch.write("tokenizer.json", sections[0], 0);

@@ -144,8 +144,9 @@ mod tests {
         let v = [1u32, 2, 3];
         // SAFETY: `v` holds 3 elements.
         assert_eq!(unsafe { array_in(v.as_ptr(), 3, "a") }.unwrap(), &v);
-        let bytes = [0u8; 16];
-        let misaligned = bytes.as_ptr().wrapping_add(1) as *const u32;
+        // One byte past a u32-aligned buffer: never 4-aligned, wherever the buffer lands.
+        let words = [0u32; 4];
+        let misaligned = (words.as_ptr() as *const u8).wrapping_add(1) as *const u32;
         // SAFETY: refused before use.
         let e = unsafe { array_in(misaligned, 2, "a") }.unwrap_err();
         assert_eq!(e.status, moe_status::MOE_ERR_INVALID_ARGUMENT);
