@@ -218,6 +218,25 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Lets panics raised inside the `tokenizers` crate unwind to moe-core, which catches them and
+/// returns `Error::Tokenizer` (that crate panics on some malformed files instead of failing);
+/// every other panic still aborts the process as libFuzzer's hook makes it, and so is a finding.
+/// Call at the start of each execution; it installs the hook once.
+pub fn let_caught_dependency_panics_unwind() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let fuzzer_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_tokenizers = info
+                .location()
+                .is_some_and(|l| l.file().contains("/tokenizers-"));
+            if !in_tokenizers {
+                fuzzer_hook(info);
+            }
+        }));
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,23 +275,4 @@ mod tests {
         assert_eq!(plain_file_name(b"config.json", &["config.json"]), None);
         assert_eq!(plain_file_name(&[b'a'; 65], &[]), None);
     }
-}
-
-/// Lets panics raised inside the `tokenizers` crate unwind to moe-core, which catches them and
-/// returns `Error::Tokenizer` (that crate panics on some malformed files instead of failing);
-/// every other panic still aborts the process as libFuzzer's hook makes it, and so is a finding.
-/// Call at the start of each execution; it installs the hook once.
-pub fn let_caught_dependency_panics_unwind() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let fuzzer_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let in_tokenizers = info
-                .location()
-                .is_some_and(|l| l.file().contains("/tokenizers-"));
-            if !in_tokenizers {
-                fuzzer_hook(info);
-            }
-        }));
-    });
 }
