@@ -11,7 +11,8 @@
 //!
 //! Bytes per decoded token count the weights one token streams: every non-expert matrix (attention,
 //! routers, shared experts, dense MLPs), `top_k` routed experts per MoE layer, the lm_head and one
-//! embedding row. The implied GB/s is those bytes times the median decode rate.
+//! embedding row. The implied GB/s is those bytes times the median decode rate. Resident memory
+//! (`/proc/self/status`) is printed after load and after the runs: mapped weights count once touched.
 
 #[path = "common/args.rs"]
 mod args;
@@ -26,6 +27,26 @@ use moe_core::{argmax, ComputeOptions, LogitsMode, Model, Precision, Session, Se
 
 fn default_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-deepseek-pycode")
+}
+
+/// Resident memory from `/proc/self/status` (Linux; zeros elsewhere), in bytes: `(VmRSS, VmHWM,
+/// RssAnon, RssFile)`. Mapped weights count in RSS (and RssFile) once their pages are touched.
+fn resident() -> [u64; 4] {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |k| k * 1024)
+    };
+    [kb("VmRSS:"), kb("VmHWM:"), kb("RssAnon:"), kb("RssFile:")]
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -99,6 +120,7 @@ fn run() -> Result<(), String> {
     let mla_expand: Option<usize> = args.opt("mla-expand-min")?;
     set_attention_thresholds(&mut model, gqa_tiled, mla_expand);
     let load_s = t_load.elapsed().as_secs_f64();
+    let rss_load = resident();
     let model = Arc::new(model);
     let bpt = model.weight_bytes_per_token();
     // The measured kernel choice for bf16 weights (kernels/choice.rs), per product kind.
@@ -159,6 +181,15 @@ fn run() -> Result<(), String> {
         bpt as f64 / 1e9,
         bpt as f64 * dm / 1e9
     );
+    let [rss, rss_peak, rss_anon, rss_file] = resident();
+    println!(
+        "resident: {:.2} GB after load, {:.2} GB now (anonymous {:.2}, file-backed {:.2}), peak {:.2}",
+        rss_load[0] as f64 / 1e9,
+        rss as f64 / 1e9,
+        rss_anon as f64 / 1e9,
+        rss_file as f64 / 1e9,
+        rss_peak as f64 / 1e9
+    );
     if args.flag("json") {
         println!(
             "{}",
@@ -179,6 +210,12 @@ fn run() -> Result<(), String> {
                 "decode_median": dm,
                 "bytes_per_token": bpt,
                 "decode_gb_s": bpt as f64 * dm / 1e9,
+                "rss_after_load": rss_load[0],
+                "rss": rss,
+                "rss_peak": rss_peak,
+                "rss_anon": rss_anon,
+                "rss_file": rss_file,
+                "checkpoint_bytes": model.checkpoint_bytes(),
             })
         );
     }

@@ -77,6 +77,24 @@ shared_golden!(
     deepseek_v3_fp8
 );
 
+/// The project's own compressed fixtures (`fixtures/quant`, written by
+/// `tools/fixture-gen/generate_quant.py` with transformers' reference from the dequantized weights).
+macro_rules! own_golden {
+    ($($name:ident),* $(,)?) => {
+        $(#[test] fn $name() {
+            check_against_reference(&common::own_fixtures().join("quant").join(&stringify!($name)[4..]));
+        })*
+    };
+}
+
+own_golden!(
+    own_gpt_oss_mxfp4,
+    own_deepseek_v3_int4,
+    own_qwen3_moe_w4a16,
+    own_qwen3_moe_w8a16,
+    own_deepseek_v3_fp8
+);
+
 #[test]
 fn packed_weights_stay_packed_and_mapped() {
     use moe_core::internals::{expert_bytes, lm_head_is_packed, o_proj_storage};

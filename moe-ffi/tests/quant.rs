@@ -1,13 +1,23 @@
-//! Compressed checkpoints through the C ABI: on `../shared/fixtures-quant` (MXFP4, int4, W4A16, FP8),
-//! logits from `moe_session_prefill` / `moe_session_decode` equal moe-core's exactly and the reference
-//! within 1e-3 at every prefill position and decode step. Skipped with a note when the set is absent.
+//! Compressed checkpoints through the C ABI: on the project's own `fixtures/quant` (MXFP4, int4, W4A16,
+//! W8A16, FP8) and on `../shared/fixtures-quant` (skipped with a note when absent), logits from
+//! `moe_session_prefill` / `moe_session_decode` equal moe-core's exactly and the reference within 1e-3
+//! at every prefill position and decode step.
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 
-use common::{max_abs_diff, repo_root, CModel, Reference, TOL};
+use common::{fixture, max_abs_diff, repo_root, CModel, Reference, TOL};
 use moe_core::{LogitsMode, Model, Session, SessionParams};
+
+const QUANT_OWN: [&str; 5] = [
+    "gpt_oss_mxfp4",
+    "deepseek_v3_int4",
+    "qwen3_moe_w4a16",
+    "qwen3_moe_w8a16",
+    "deepseek_v3_fp8",
+];
 
 const QUANT: [&str; 4] = [
     "gpt_oss_mxfp4",
@@ -15,6 +25,11 @@ const QUANT: [&str; 4] = [
     "qwen3_moe_w4a16",
     "deepseek_v3_fp8",
 ];
+
+#[test]
+fn own_quant_fixtures_match_through_the_c_abi() {
+    check_set(&fixture("quant"), &QUANT_OWN);
+}
 
 #[test]
 fn shared_quant_fixtures_match_through_the_c_abi() {
@@ -26,7 +41,11 @@ fn shared_quant_fixtures_match_through_the_c_abi() {
         );
         return;
     }
-    for name in QUANT {
+    check_set(&root, &QUANT);
+}
+
+fn check_set(root: &Path, names: &[&str]) {
+    for &name in names {
         let dir = root.join(name);
         let reference = Reference::load(&dir);
         let prompt = &reference.ids["input_ids"];

@@ -1,5 +1,6 @@
-"""Compressed checkpoints through Python: `../shared/fixtures-quant` (MXFP4, int4, W4A16, FP8) match the
-reference at every prefill position and decode step. Skipped when that set is absent."""
+"""Compressed checkpoints through Python: the project's own `fixtures/quant` (MXFP4, int4, W4A16, W8A16,
+FP8) and `../shared/fixtures-quant` (skipped when absent) match the reference at every prefill position
+and decode step."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ QUANT_FIXTURES = Path(
     os.environ.get("MOE_QUANT_FIXTURES", Path(__file__).resolve().parents[3] / "shared" / "fixtures-quant")
 )
 QUANT = ["gpt_oss_mxfp4", "deepseek_v3_int4", "qwen3_moe_w4a16", "deepseek_v3_fp8"]
+#: The project's own compressed fixtures (tools/fixture-gen/generate_quant.py).
+OWN_QUANT = Path(__file__).resolve().parents[2] / "fixtures" / "quant"
 
 
 @pytest.mark.parametrize("name", QUANT)
@@ -26,6 +29,15 @@ def test_quant_fixture_matches_reference(name):
     d = QUANT_FIXTURES / name
     if not (d / "reference.safetensors").is_file():
         pytest.skip(f"{d} absent")
+    check_against_reference(d)
+
+
+@pytest.mark.parametrize("name", QUANT + ["qwen3_moe_w8a16"])
+def test_own_quant_fixture_matches_reference(name):
+    check_against_reference(OWN_QUANT / name)
+
+
+def check_against_reference(d):
     model, ref = moe.Model(d), load_file(str(d / "reference.safetensors"))
     s = model.session()
     logits = s.prefill(ref["input_ids"], all_logits=True)
