@@ -256,3 +256,41 @@ fn a_batch_of_one_is_a_decode() {
     let got = Session::decode_batch(&mut [&mut b], &[9]).unwrap();
     assert_eq!(got.as_slice().unwrap(), want.as_slice());
 }
+
+#[test]
+fn the_demo_model_on_a_pool_batches_like_alone() {
+    // The shipped model is large enough for its products to split over the pool's workers.
+    let dir = common::repo_root().join("models/tiny-deepseek-pycode");
+    let opts = moe_core::LoadOptions::default().with_compute(moe_core::ComputeOptions::new(
+        Some(2),
+        moe_core::Precision::F32,
+    ));
+    let model = Arc::new(Model::load_with(&dir, opts).unwrap());
+    let prompts: [&[u32]; 4] = [
+        &[1, 2, 3, 4, 5],
+        &[7, 8],
+        &[9, 10, 11, 12, 13, 14, 15],
+        &[16],
+    ];
+    let new = |_| Session::new(model.clone(), &SessionParams::default()).unwrap();
+    let mut alone: Vec<Session> = (0..4).map(new).collect();
+    let mut batch: Vec<Session> = (0..4).map(new).collect();
+    let mut want = vec![];
+    for (s, p) in alone.iter_mut().zip(prompts) {
+        want.extend(s.prefill(p, LogitsMode::Last).unwrap());
+    }
+    let mut refs: Vec<&mut Session> = batch.iter_mut().collect();
+    let got = Session::prefill_batch(&mut refs, &prompts, LogitsMode::Last).unwrap();
+    assert!(max_abs_diff(got.as_slice().unwrap(), &want) <= TOL);
+    for step in 0..6u32 {
+        let toks: Vec<u32> = (0..4).map(|i| 20 + 3 * step + i).collect();
+        let want: Vec<f32> = alone
+            .iter_mut()
+            .zip(&toks)
+            .flat_map(|(s, &t)| s.decode(t).unwrap())
+            .collect();
+        let got = Session::decode_batch(&mut refs, &toks).unwrap();
+        let d = max_abs_diff(got.as_slice().unwrap(), &want);
+        assert!(d <= TOL, "decode step {step}: max abs diff {d}");
+    }
+}
