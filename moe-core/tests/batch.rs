@@ -294,3 +294,41 @@ fn the_demo_model_on_a_pool_batches_like_alone() {
         assert!(d <= TOL, "decode step {step}: max abs diff {d}");
     }
 }
+
+#[test]
+fn long_chunks_take_the_expanded_and_tiled_paths_in_a_batch_too() {
+    // 80-token chunks: MLA expands its latents (glm_moe_dsa, with the DSA selection narrowing most
+    // queries) and GQA attends tiled (qwen3_moe, llama4_text's chunked mask), beside decode steps.
+    for family in ["glm_moe_dsa", "qwen3_moe", "llama4_text"] {
+        let model = Arc::new(Model::load(common::own_fixtures().join(family)).unwrap());
+        let v = model.vocab_size() as u32;
+        let long: Vec<u32> = (0..80u32).map(|i| (i * 37 + 11) % v).collect();
+        let new = || Session::new(model.clone(), &SessionParams::default()).unwrap();
+        let (mut a, mut b) = (new(), new());
+        let (mut a2, mut b2) = (new(), new());
+        let mut want = a.prefill(&[3, 4, 5], LogitsMode::All).unwrap();
+        want.extend(b.prefill(&long[..70], LogitsMode::All).unwrap());
+        want.extend(a.prefill(&[6], LogitsMode::All).unwrap());
+        want.extend(b.prefill(&long[70..], LogitsMode::All).unwrap());
+        let mut got = Session::prefill_batch(
+            &mut [&mut a2, &mut b2],
+            &[&[3, 4, 5], &long[..70]],
+            LogitsMode::All,
+        )
+        .unwrap()
+        .into_raw_vec_and_offset()
+        .0;
+        got.extend(
+            Session::prefill_batch(
+                &mut [&mut a2, &mut b2],
+                &[&[6], &long[70..]],
+                LogitsMode::All,
+            )
+            .unwrap()
+            .into_raw_vec_and_offset()
+            .0,
+        );
+        let d = max_abs_diff(&got, &want);
+        assert!(d <= TOL, "{family}: max abs diff {d}");
+    }
+}
