@@ -452,6 +452,54 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Feeds `tokens[i]` to `sessions[i]` for every `i < n`, all as one forward (each session keeps its
+ * own caches and position; the weights are read once for the batch), and writes the next-token
+ * logits: `logits_len == n * vocab` fills `n` rows of `vocab` floats, row `i` for `sessions[i]`
+ * (what `moe_session_decode` would give it); `logits_len == 0` computes none. Other lengths are
+ * `MOE_ERR_BUFFER_SIZE`.
+ *
+ * Sessions may differ from call to call (they join and leave a batch between steps). Fails, with
+ * no session changed and `logits` untouched, with `MOE_ERR_INVALID_ARGUMENT` for `n == 0`, a
+ * session named twice or sessions of different models, `MOE_ERR_NULL_ARGUMENT` for a NULL array
+ * or entry, `MOE_ERR_INVALID_HANDLE` for an entry that is not a live session, and as
+ * `moe_session_decode` does for a token or a full context.
+ *
+ * Ownership: the arrays stay the caller's; nothing is kept after the call. Thread-safety: the
+ * sessions must not be used by other threads during the call.
+ *
+ * # Safety
+ * `sessions` must be NULL or `n` readable session pointers; `tokens` NULL or `n` readable ids;
+ * `logits` NULL or `logits_len` writable floats.
+ */
+moe_status moe_batch_decode(struct moe_session *const *sessions,
+                            const uint32_t *tokens,
+                            size_t n,
+                            float *logits,
+                            size_t logits_len);
+
+/**
+ * Feeds chunk `i` (`chunk_lens[i]` ids at `chunks[i]`: a prompt chunk or one token) to
+ * `sessions[i]` for every `i < n`, all as one forward, so a long prompt can be fed in chunks
+ * between the decode steps of other sessions. Writes `logits_len == n * vocab`: each chunk's last
+ * position, row `i` for `sessions[i]`; `logits_len == (Σ chunk_lens) * vocab`: every new position,
+ * chunk after chunk; `logits_len == 0`: none. Other lengths are `MOE_ERR_BUFFER_SIZE`. Errors as
+ * for `moe_batch_decode`, and `MOE_ERR_EMPTY_PROMPT` for an empty chunk.
+ *
+ * Ownership: the arrays stay the caller's. Thread-safety: as for `moe_batch_decode`.
+ *
+ * # Safety
+ * `sessions` must be NULL or `n` readable session pointers; `chunks` and `chunk_lens` NULL or `n`
+ * readable entries, each chunk NULL or `chunk_lens[i]` readable ids; `logits` NULL or
+ * `logits_len` writable floats.
+ */
+moe_status moe_batch_prefill(struct moe_session *const *sessions,
+                             const uint32_t *const *chunks,
+                             const size_t *chunk_lens,
+                             size_t n,
+                             float *logits,
+                             size_t logits_len);
+
+/**
  * A message describing the last failed call on the calling thread; an empty string when no call
  * on this thread has failed yet. Successful calls leave it unchanged.
  *

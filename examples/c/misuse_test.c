@@ -150,6 +150,69 @@ static void sessions(moe_model *model) {
     free(logits);
 }
 
+static void batches(moe_model *model, const char *dir) {
+    const uint32_t vocab = moe_model_vocab_size(model);
+    moe_session *a = NULL, *b = NULL, *alone = NULL, *foreign = NULL;
+    moe_model *other = NULL;
+    CHECK(moe_session_new(model, NULL, &a) == MOE_OK && moe_session_new(model, NULL, &b) == MOE_OK);
+    CHECK(moe_session_new(model, NULL, &alone) == MOE_OK);
+    CHECK(moe_model_load(dir, NULL, &other) == MOE_OK && moe_session_new(other, NULL, &foreign) == MOE_OK);
+    float *logits = (float *)malloc(3 * (size_t)vocab * sizeof(float));
+    float *want = (float *)malloc((size_t)vocab * sizeof(float));
+    if (logits == NULL || want == NULL) {
+        free(logits);
+        free(want);
+        return;
+    }
+    for (size_t i = 0; i < 3 * (size_t)vocab; i++) {
+        logits[i] = -7.0f;
+    }
+    const uint32_t tokens[3] = {1, 2, 3};
+    moe_session *twice[3] = {a, b, a};
+    moe_session *mixed[2] = {a, foreign};
+    moe_session *with_null[2] = {a, NULL};
+    moe_session *pair[2] = {a, b};
+    CHECK(failed_with(moe_batch_decode(twice, tokens, 3, logits, 3 * vocab), MOE_ERR_INVALID_ARGUMENT, "repeats"));
+    CHECK(failed_with(moe_batch_decode(mixed, tokens, 2, logits, 2 * vocab), MOE_ERR_INVALID_ARGUMENT, "another model"));
+    CHECK(failed_with(moe_batch_decode(with_null, tokens, 2, logits, 2 * vocab), MOE_ERR_NULL_ARGUMENT, "sessions[1]"));
+    CHECK(failed_with(moe_batch_decode(NULL, tokens, 2, logits, 2 * vocab), MOE_ERR_NULL_ARGUMENT, "sessions"));
+    CHECK(failed_with(moe_batch_decode(pair, NULL, 2, logits, 2 * vocab), MOE_ERR_NULL_ARGUMENT, "tokens"));
+    CHECK(failed_with(moe_batch_decode(pair, tokens, 0, logits, 0), MOE_ERR_INVALID_ARGUMENT, "at least one"));
+    CHECK(failed_with(moe_batch_decode(pair, tokens, 2, logits, vocab), MOE_ERR_BUFFER_SIZE, "logits_len"));
+    const uint32_t bad[2] = {1, vocab};
+    CHECK(failed_with(moe_batch_decode(pair, bad, 2, logits, 2 * vocab), MOE_ERR_TOKEN_OUT_OF_RANGE, NULL));
+    moe_session *stale[2] = {a, (moe_session *)(void *)model};
+    CHECK(failed_with(moe_batch_decode(stale, tokens, 2, logits, 2 * vocab), MOE_ERR_INVALID_HANDLE, NULL));
+    CHECK(moe_session_len(a) == 0 && moe_session_len(b) == 0); /* nothing changed */
+    int untouched = 1;
+    for (size_t i = 0; i < 3 * (size_t)vocab; i++) {
+        untouched &= logits[i] == -7.0f;
+    }
+    CHECK(untouched);
+
+    /* A prompt chunk beside one token, then a decode step: row 1 is what b alone gets. */
+    const uint32_t *chunks[2] = {tokens, tokens + 2};
+    const size_t lens[2] = {2, 1};
+    CHECK(moe_batch_prefill(pair, chunks, lens, 2, logits, 3 * vocab) == MOE_OK);
+    CHECK(moe_batch_decode(pair, tokens, 2, logits, 2 * vocab) == MOE_OK);
+    CHECK(moe_session_len(a) == 3 && moe_session_len(b) == 2);
+    CHECK(moe_session_decode(alone, 3, NULL, 0) == MOE_OK && moe_session_decode(alone, 2, want, vocab) == MOE_OK);
+    float diff = 0.0f;
+    for (size_t i = 0; i < vocab; i++) {
+        float d = logits[vocab + i] - want[i];
+        diff = d > diff ? d : (-d > diff ? -d : diff);
+    }
+    CHECK(diff <= 1e-5f);
+    moe_session_free(a);
+    CHECK(failed_with(moe_batch_decode(pair, tokens, 2, logits, 2 * vocab), MOE_ERR_INVALID_HANDLE, "freed"));
+    moe_session_free(b);
+    moe_session_free(alone);
+    moe_session_free(foreign);
+    moe_model_free(other);
+    free(logits);
+    free(want);
+}
+
 static void samplers(moe_model *model) {
     const uint32_t vocab = moe_model_vocab_size(model);
     moe_sampler *sampler = SENTINEL_SAMPLER;
@@ -247,6 +310,7 @@ int main(int argc, char **argv) {
     CHECK(n_eos == 0 || (eos != NULL && eos[0] < moe_model_vocab_size(model)));
 
     sessions(model);
+    batches(model, argv[1]);
     samplers(model);
     moe_model_free(model);
     model_lifetime(argv[1]);

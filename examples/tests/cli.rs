@@ -194,3 +194,117 @@ fn logits_example_precision_flag() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--precision"));
 }
+
+/// Runs `logits` on `fixture` with `args`; returns its JSON line.
+fn logits_run(fixture: &Path, args: &[&str], out: &Path) -> serde_json::Value {
+    let o = example("logits")
+        .args(["--model", fixture.to_str().unwrap()])
+        .args(args)
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
+#[test]
+fn logits_example_batches_several_sequences_like_running_them_alone() {
+    // GQA (sliding window, sinks) and MLA with the DSA indexer.
+    for family in ["gpt_oss", "deepseek_v32"] {
+        let fixture = repo().join("fixtures").join(family);
+        let tmp = tempfile::tempdir().unwrap();
+        let pairs = [
+            ("1,2,3,4,5,6,7,8,9,10,11,12", "13,14,15"),
+            ("20,21", ""),
+            ("30,31,32,33,34", "35,36,37,38,39"),
+        ];
+        let mut args = vec![];
+        for (p, d) in pairs {
+            args.extend(["--prompt-ids", p, "--decode-ids", d]);
+        }
+        let (alone, together, single) = (
+            tmp.path().join("a.st"),
+            tmp.path().join("b.st"),
+            tmp.path().join("s.st"),
+        );
+        let a = logits_run(&fixture, &args, &alone);
+        args.push("--batch");
+        let b = logits_run(&fixture, &args, &together);
+        logits_run(&fixture, &args[..4], &single);
+        assert_eq!(a["batch"], false);
+        assert_eq!(b["batch"], true);
+        assert_eq!(a["tokens"], 12 + 3 + 2 + 5 + 5);
+        assert_eq!(b["tokens"], a["tokens"]);
+        assert_eq!(b["kv_cache_bytes"], a["kv_cache_bytes"]);
+        assert_eq!(b["sequences"], a["sequences"]);
+        assert_eq!(b["sequences"][1]["tokens"], 2);
+        let v = a["vocab_size"].as_u64().unwrap() as usize;
+        for (i, (p, d)) in pairs.iter().enumerate() {
+            let count = |s: &str| s.split(',').filter(|x| !x.is_empty()).count();
+            for (name, n) in [("prefill_logits", count(p)), ("decode_logits", count(d))] {
+                let name = format!("{name}.{i}");
+                let (shape, x) = tensor(&alone, &name);
+                let (shape_b, y) = tensor(&together, &name);
+                assert_eq!(shape, vec![n, v], "{family} {name}");
+                assert_eq!(shape_b, shape, "{family} {name}");
+                let d = max_diff(&x, &y);
+                assert!(
+                    d <= 1e-5,
+                    "{family} {name}: batched vs alone max abs diff {d}"
+                );
+            }
+        }
+        // Sequence 0 alone is the single-pair run, whose names stay unsuffixed.
+        for name in ["prefill_logits", "decode_logits"] {
+            let (_, x) = tensor(&single, name);
+            let (_, y) = tensor(&alone, &format!("{name}.0"));
+            assert_eq!(x, y, "{family} {name}");
+        }
+        let names: Vec<String> = read_safetensors_file(&single)
+            .unwrap()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+}
+
+#[test]
+fn logits_example_rejects_unknown_options_and_unpaired_decode_ids() {
+    let run = |extra: &[&str]| {
+        example("logits")
+            .args(["--model", "fixtures/mixtral", "--out", "/dev/null"])
+            .args(["--prompt-ids", "1,2"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--bogus", "3"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unknown option --bogus"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&["--prompt-ids", "3", "--decode-ids", "4"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--decode-ids"));
+    // A batch of one sequence writes the suffixed names.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o.st");
+    let line = logits_run(
+        &repo().join("fixtures/mixtral"),
+        &["--prompt-ids", "1,2", "--decode-ids", "3", "--batch"],
+        &out,
+    );
+    assert_eq!(line["tokens"], 3);
+    assert_eq!(tensor(&out, "decode_logits.0").0, vec![1, 256]);
+}

@@ -95,6 +95,20 @@ pub enum Error {
         /// Tokens processed before the cancellation.
         done: usize,
     },
+    /// A batch step names sessions of different models: entry `index` runs another model than
+    /// entry 0.
+    #[error("batch entry {index} runs another model than entry 0")]
+    MixedModels {
+        /// The first entry whose model differs.
+        index: usize,
+    },
+    /// A batch step names one session twice: entry `index` repeats an earlier entry (raised by
+    /// the C and Python bindings, whose handles can alias).
+    #[error("batch entry {index} repeats an earlier session")]
+    DuplicateSession {
+        /// The repeating entry.
+        index: usize,
+    },
     /// Tokenizer or chat-template problem.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

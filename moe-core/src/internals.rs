@@ -125,3 +125,30 @@ pub fn set_attention_thresholds(
         }
     }
 }
+
+/// [`Session::decode_batch`](crate::Session::decode_batch), also returning the bytes of routed
+/// expert weights the step read: per MoE layer, every expert chosen by any of the batch's rows, once
+/// (the union of the rows' choices, counted in the MoE layer's grouping by expert).
+pub fn decode_batch_counted(
+    sessions: &mut [&mut crate::Session],
+    tokens: &[u32],
+) -> crate::Result<(ndarray::Array2<f32>, usize)> {
+    let chunks: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
+    crate::Session::step_batch(sessions, &chunks, crate::LogitsMode::Last)
+}
+
+/// Weight bytes a decode step reads whatever the batch: [`Model::weight_bytes_per_token`] less its
+/// routed experts (attention, routers, shared experts, dense MLPs, lm_head, one embedding row).
+pub fn non_expert_bytes_per_step(model: &Model) -> usize {
+    let routed: usize = model
+        .layers
+        .iter()
+        .map(|b| match &b.ffn {
+            crate::model::FeedForward::Moe(m) => {
+                m.router.top_k * m.experts.first().map_or(0, |e| e.weight_bytes())
+            }
+            crate::model::FeedForward::Dense(_) => 0,
+        })
+        .sum();
+    model.weight_bytes_per_token() - routed
+}

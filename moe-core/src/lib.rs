@@ -50,6 +50,8 @@ pub use generate::{FinishReason, GenerateOptions, Generator, DEFAULT_MAX_NEW_TOK
 pub use generate::{TextGenerator, TextOptions};
 pub use kernels::Precision;
 pub use model::{ComputeOptions, LoadOptions, LogitsMode, MemoryEstimate, Model};
+/// The n-dimensional arrays of the batch API ([`Session::decode_batch`] returns an `Array2`).
+pub use ndarray;
 pub use sampler::{argmax, Sampler, SamplerParams};
 pub use session::{Session, SessionParams};
 #[cfg(feature = "text")]

@@ -1,5 +1,7 @@
 //! A `Session` owns the caches and the position of one conversation with a model.
 
+mod batch;
+
 use std::sync::Arc;
 
 use crate::attention::SparseMode;

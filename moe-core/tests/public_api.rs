@@ -428,3 +428,31 @@ fn a_truncated_tokenizer_json_is_a_tokenizer_error() {
         Err(Error::Tokenizer(_))
     ));
 }
+
+#[test]
+fn session_prefill_batch_and_decode_batch() {
+    let m = mixtral();
+    let mut a = Session::new(m.clone(), &SessionParams::default()).unwrap();
+    let mut b = Session::new(mixtral(), &SessionParams::default()).unwrap();
+    assert!(matches!(
+        Session::decode_batch(&mut [], &[]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        Session::decode_batch(&mut [&mut a], &[]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        Session::decode_batch(&mut [&mut a], &[u32::MAX]),
+        Err(Error::TokenOutOfRange { .. })
+    ));
+    assert!(matches!(
+        Session::prefill_batch(&mut [&mut a], &[&[]], LogitsMode::All),
+        Err(Error::EmptyPrompt)
+    ));
+    assert!(matches!(
+        Session::decode_batch(&mut [&mut a, &mut b], &[1, 1]),
+        Err(Error::MixedModels { index: 1 })
+    ));
+    assert_eq!(a.len() + b.len(), 0);
+}

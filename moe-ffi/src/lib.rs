@@ -5,6 +5,7 @@
 //! for `moe_last_error()` on failure. See docs/c-api.md.
 
 mod args;
+pub mod batch;
 mod boundary;
 pub mod diagnostics;
 pub mod finish;
@@ -20,6 +21,7 @@ pub mod status;
 pub mod text;
 pub mod version;
 
+pub use batch::{moe_batch_decode, moe_batch_prefill};
 pub use diagnostics::{moe_last_error, moe_status_str};
 pub use finish::moe_finish_reason;
 pub use generate::{

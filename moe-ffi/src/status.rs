@@ -110,7 +110,9 @@ impl moe_status {
             E::TokenOutOfRange { .. } => MOE_ERR_TOKEN_OUT_OF_RANGE,
             E::EmptyPrompt => MOE_ERR_EMPTY_PROMPT,
             E::ContextFull { .. } => MOE_ERR_CONTEXT_FULL,
-            E::InvalidArgument(_) => MOE_ERR_INVALID_ARGUMENT,
+            E::InvalidArgument(_) | E::MixedModels { .. } | E::DuplicateSession { .. } => {
+                MOE_ERR_INVALID_ARGUMENT
+            }
             E::Tokenizer(_) => MOE_ERR_TOKENIZER,
             E::UnsupportedQuantization { .. } => MOE_ERR_UNSUPPORTED_QUANTIZATION,
             E::Cancelled { .. } => MOE_ERR_CANCELLED,

@@ -119,6 +119,18 @@ fn convert(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
             ],
         ),
         Error::InvalidArgument(_) => simple("InvalidArgumentError"),
+        Error::MixedModels { index } => build(
+            py,
+            "MixedModelsError",
+            (msg.clone(),),
+            vec![("index", index.into_bound_py_any(py)?)],
+        ),
+        Error::DuplicateSession { index } => build(
+            py,
+            "DuplicateSessionError",
+            (msg.clone(),),
+            vec![("index", index.into_bound_py_any(py)?)],
+        ),
         Error::Tokenizer(_) => simple("TokenizerError"),
         Error::UnsupportedQuantization { .. } => simple("UnsupportedQuantizationError"),
         Error::Cancelled { done } => build(

@@ -5,6 +5,7 @@
 //! with the GIL released, so one model can serve sessions on several Python threads.
 
 mod args;
+mod batch;
 mod errors;
 mod estimate;
 mod json;
@@ -41,6 +42,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTextStream>()?;
     m.add_class::<PyStreamDecoder>()?;
     m.add_function(wrap_pyfunction!(estimate::estimate_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::batch_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::batch_prefill, m)?)?;
     m.add("__version__", moe_core::VERSION)?;
     Ok(())
 }

@@ -37,7 +37,7 @@ impl SessionHome for Py<PySession> {
     }
 }
 
-fn busy() -> Error {
+pub(crate) fn busy() -> Error {
     Error::InvalidArgument(
         "this session is generating: exhaust, close() or drop its stream first".into(),
     )
@@ -62,7 +62,7 @@ impl PySession {
     }
 
     /// The session slot, even if a previous holder panicked (the engine reports errors, not panics).
-    fn lock(&self) -> MutexGuard<'_, Option<Session>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Session>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 
 pub struct Args {
-    values: HashMap<String, String>,
+    /// Every value given for each name, in order.
+    values: HashMap<String, Vec<String>>,
     flags: Vec<String>,
 }
 
 impl Args {
     /// Parses `--name value` pairs; names in `switches` take no value.
     pub fn parse(switches: &[&str]) -> Result<Args, String> {
-        let mut values = HashMap::new();
+        let mut values: HashMap<String, Vec<String>> = HashMap::new();
         let mut flags = Vec::new();
         let mut it = std::env::args().skip(1);
         while let Some(a) = it.next() {
@@ -24,14 +25,35 @@ impl Args {
                 flags.push(name.to_string());
             } else {
                 let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-                values.insert(name.to_string(), v);
+                values.entry(name.to_string()).or_default().push(v);
             }
         }
         Ok(Args { values, flags })
     }
 
+    /// The value of `name` (the last one when it was given more than once).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+    }
+
+    /// Every value given for `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.values
+            .get(name)
+            .map_or(vec![], |v| v.iter().map(String::as_str).collect())
+    }
+
+    /// Fails on an option that is neither in `known` nor a switch given to `parse`.
+    pub fn reject_unknown(&self, known: &[&str]) -> Result<(), String> {
+        let mut names: Vec<&String> = self.values.keys().collect();
+        names.sort();
+        match names.into_iter().find(|n| !known.contains(&n.as_str())) {
+            Some(n) => Err(format!("unknown option --{n}")),
+            None => Ok(()),
+        }
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -59,18 +81,28 @@ impl Args {
 
     /// A comma-separated list of token ids.
     pub fn ids(&self, name: &str) -> Result<Option<Vec<u32>>, String> {
-        match self.get(name) {
-            None => Ok(None),
-            Some("") => Ok(Some(vec![])),
-            Some(v) => v
-                .split(',')
-                .map(|s| {
-                    s.trim()
-                        .parse::<u32>()
-                        .map_err(|_| format!("--{name}: {s:?} is not a token id"))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-        }
+        self.get(name).map(|v| parse_ids(name, v)).transpose()
     }
+
+    /// Every comma-separated list of token ids given for `name`, in order.
+    pub fn all_ids(&self, name: &str) -> Result<Vec<Vec<u32>>, String> {
+        self.all(name)
+            .into_iter()
+            .map(|v| parse_ids(name, v))
+            .collect()
+    }
+}
+
+/// `v` as comma-separated token ids (`""`: none).
+fn parse_ids(name: &str, v: &str) -> Result<Vec<u32>, String> {
+    if v.is_empty() {
+        return Ok(vec![]);
+    }
+    v.split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("--{name}: {s:?} is not a token id"))
+        })
+        .collect()
 }

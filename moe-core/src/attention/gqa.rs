@@ -98,6 +98,15 @@ impl Gqa {
 
     /// `out[T, H]` for `x[T, H]` (already normed) at absolute `positions`; appends to `cache`.
     pub(crate) fn forward(&self, x: &[f32], positions: &[usize], cache: &mut GqaCache) -> Vec<f32> {
+        let (q, k, v) = self.project(x, positions);
+        let attn = self.attend(&q, &k, &v, positions, cache);
+        self.o_proj.forward(&attn, positions.len())
+    }
+
+    /// The row-wise half of [`forward`](Self::forward): `q[T, nh·d]`, `k[T, nkv·d]`, `v[T, nkv·d]`
+    /// for `x[T, H]` at `positions` (projections, q/k norms, RoPE, temperature tuning). Rows are
+    /// independent, so the rows of several sequences go through as one product (batched decode).
+    pub(crate) fn project(&self, x: &[f32], positions: &[usize]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let t = positions.len();
         let (nh, nkv, d) = (self.nh, self.nkv, self.d);
         let mut q = self.q_proj.forward(x, t); // [T, nh*d]
@@ -125,14 +134,29 @@ impl Gqa {
                 row.iter_mut().for_each(|v| *v *= s);
             }
         }
-        cache.append(&k, &v);
+        (q, k, v)
+    }
+
+    /// The per-sequence half of [`forward`](Self::forward): appends `k`, `v` to `cache` and returns
+    /// `attn[T, nh·d]` (before `o_proj`) of the queries `q` at `positions`.
+    pub(crate) fn attend(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        positions: &[usize],
+        cache: &mut GqaCache,
+    ) -> Vec<f32> {
+        let t = positions.len();
+        let (nh, nkv, d) = (self.nh, self.nkv, self.d);
+        cache.append(k, v);
 
         let scale = (d as f32).powf(-0.5);
         let group = nh / nkv;
         if t >= self.tiled_min_tokens {
-            let attn = self.attend_tiled(&q, positions, cache, scale);
+            let attn = self.attend_tiled(q, positions, cache, scale);
             cache.evict();
-            return self.o_proj.forward(&attn, t);
+            return attn;
         }
         // attn[T, nh*d]: each (token, head) attends over its visible keys.
         let mut attn = vec![0.0f32; t * nh * d];
@@ -152,7 +176,7 @@ impl Gqa {
             }
         });
         cache.evict();
-        self.o_proj.forward(&attn, t)
+        attn
     }
 
     /// First key position a query at `p` may see under this layer's mask.

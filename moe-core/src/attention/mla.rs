@@ -51,6 +51,52 @@ pub(crate) struct Mla {
     pub expand_min_tokens: usize,
 }
 
+/// The projected rows of a forward, before they meet the cache ([`Mla::project`]).
+pub(crate) struct MlaRows {
+    /// `[T, nh·(dn+dr)]`, RoPE applied to each head's last `dr`.
+    pub(crate) q: Vec<f32>,
+    /// The query latent `[T, q_lora]` the indexer reads (LoRA queries only).
+    pub(crate) cq: Option<Vec<f32>>,
+    /// Normed key latents `[T, c]`.
+    pub(crate) latent: Vec<f32>,
+    /// Rope keys `[T, dr]`.
+    pub(crate) k_pe: Vec<f32>,
+}
+
+impl MlaRows {
+    /// These rows cut into consecutive parts of `lens[i]` rows each (`Σ lens` = the rows held): one
+    /// per sequence of a batch.
+    pub(crate) fn split(self, lens: &[usize]) -> Vec<MlaRows> {
+        let total: usize = lens.iter().sum();
+        let cut = |v: &[f32]| -> Vec<Vec<f32>> {
+            let w = v.len() / total.max(1); // row width
+            let mut at = 0;
+            lens.iter()
+                .map(|&n| {
+                    let part = v[at * w..(at + n) * w].to_vec();
+                    at += n;
+                    part
+                })
+                .collect()
+        };
+        let (q, latent, k_pe) = (cut(&self.q), cut(&self.latent), cut(&self.k_pe));
+        let cq: Vec<Option<Vec<f32>>> = match &self.cq {
+            Some(cq) => cut(cq).into_iter().map(Some).collect(),
+            None => vec![None; lens.len()],
+        };
+        q.into_iter()
+            .zip(cq)
+            .zip(latent.into_iter().zip(k_pe))
+            .map(|((q, cq), (latent, k_pe))| MlaRows {
+                q,
+                cq,
+                latent,
+                k_pe,
+            })
+            .collect()
+    }
+}
+
 /// Default of [`Mla::expand_min_tokens`].
 pub(crate) const MLA_EXPAND_MIN_TOKENS: usize = 64;
 
@@ -135,6 +181,15 @@ impl Mla {
         selection: &mut Option<Selection>,
         mode: SparseMode,
     ) -> Vec<f32> {
+        let p = self.project(x, positions);
+        let o = self.attend(x, p, positions, cache, indexer_cache, selection, mode);
+        self.o_proj.forward(&o, positions.len())
+    }
+
+    /// The row-wise half of [`forward`](Self::forward) for normed `x[T, H]` at `positions`: query,
+    /// query latent, key latent and rope key. Rows are independent, so the rows of several sequences
+    /// go through as one product (batched decode).
+    pub(crate) fn project(&self, x: &[f32], positions: &[usize]) -> MlaRows {
         let t = positions.len();
         let (nh, dn, dr, c) = (self.nh, self.dn, self.dr, self.c);
         let dq = dn + dr;
@@ -164,6 +219,35 @@ impl Mla {
         let (cos, sin) = self.rope.tables(positions);
         self.rope.apply(&mut q, nh, dq, dn, &cos, &sin); // rope slice is LAST in each q head
         self.rope.apply(&mut k_pe, 1, dr, 0, &cos, &sin);
+        MlaRows {
+            q,
+            cq,
+            latent,
+            k_pe,
+        }
+    }
+
+    /// The per-sequence half of [`forward`](Self::forward): appends the rows' latents to `cache`,
+    /// runs the indexer (on the sequence's normed input `x[T, H]`) and returns `o[T, nh·dv]` before
+    /// `o_proj`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attend(
+        &self,
+        x: &[f32],
+        rows: MlaRows,
+        positions: &[usize],
+        cache: &mut MlaCache,
+        indexer_cache: Option<&mut IndexerCache>,
+        selection: &mut Option<Selection>,
+        mode: SparseMode,
+    ) -> Vec<f32> {
+        let t = positions.len();
+        let MlaRows {
+            q,
+            cq,
+            latent,
+            k_pe,
+        } = rows;
         cache.append(&latent, &k_pe);
 
         match (&self.indexer, cq.as_ref(), indexer_cache) {
@@ -182,7 +266,7 @@ impl Mla {
         let full: Vec<usize> = (0..t)
             .filter(|&i| sel.is_none_or(|s| s[i].len() == positions[i] + 1))
             .collect();
-        let o = if full.len() >= self.expand_min_tokens {
+        if full.len() >= self.expand_min_tokens {
             let mut o = self.attend_expanded(&q, positions, cache, &full);
             if full.len() < t {
                 // Rows of `full` come back zero from here.
@@ -192,8 +276,7 @@ impl Mla {
             o
         } else {
             self.attend_latent(&q, positions, cache, sel, false)
-        };
-        self.o_proj.forward(&o, t)
+        }
     }
 
     /// `kv_b_proj` rows of head `h`: `W_UK[h]` `[dn, c]` and `W_UV[h]` `[dv, c]`.

@@ -1,5 +1,6 @@
 //! The whole model: embedding → blocks → final norm → lm_head, built from a checkpoint directory.
 
+mod batch_forward;
 mod block;
 mod compute;
 mod estimate;
@@ -7,6 +8,7 @@ mod estimate;
 use std::path::Path;
 use std::sync::Arc;
 
+pub(crate) use batch_forward::SeqStep;
 pub(crate) use block::{Block, FeedForward};
 pub use compute::ComputeOptions;
 pub use estimate::MemoryEstimate;

@@ -37,6 +37,12 @@ impl MoeBlock {
 
     /// `y[T, H]` for `x[T, H]`.
     pub(crate) fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
+        self.forward_counted(x, t).0
+    }
+
+    /// `y[T, H]` for `x[T, H]`, and the bytes of the routed experts it read: each expert chosen by
+    /// any of the `T` rows is read once (the union of the rows' choices).
+    pub(crate) fn forward_counted(&self, x: &[f32], t: usize) -> (Vec<f32>, usize) {
         let h = self.hidden;
         let logits = self.router.logits(x, t); // [T, E]
         let e_count = self.experts.len();
@@ -95,6 +101,7 @@ impl MoeBlock {
                 }
             }
         }
-        y
+        let read = active.iter().map(|&e| self.experts[e].weight_bytes()).sum();
+        (y, read)
     }
 }

@@ -13,7 +13,8 @@ Example::
 
 :class:`Model` loads a Hugging Face checkpoint folder (config.json + safetensors, memory-mapped;
 tokenizer.json, tokenizer_config.json and generation_config.json when present).
-:class:`Session` holds one sequence's KV cache. :meth:`Model.generate` streams token ids for an id
+:class:`Session` holds one sequence's KV cache; :func:`batch_decode` and :func:`batch_prefill`
+step several sessions of one model as one forward (logits ``[B, vocab_size]``). :meth:`Model.generate` streams token ids for an id
 prompt and text pieces for a text prompt; :meth:`Model.chat` renders chat messages with the model's
 template and streams the reply. :class:`Tokenizer` encodes, decodes and applies chat templates.
 Compute runs with the GIL released: one model can serve sessions on several threads. Errors are
@@ -31,6 +32,8 @@ from ._native import (
     Tokenizer,
     TokenStream,
     __version__,
+    batch_decode,
+    batch_prefill,
     estimate_memory,
 )
 from .errors import (
@@ -38,12 +41,14 @@ from .errors import (
     ConfigError,
     ContextFullError,
     DtypeError,
+    DuplicateSessionError,
     EmptyPromptError,
     FormatError,
     InconsistentConfigError,
     InvalidArgumentError,
     IoError,
     MissingTensorError,
+    MixedModelsError,
     MoeError,
     NotFoundError,
     ShapeError,
@@ -58,12 +63,14 @@ __all__ = [
     "ConfigError",
     "ContextFullError",
     "DtypeError",
+    "DuplicateSessionError",
     "EmptyPromptError",
     "FormatError",
     "InconsistentConfigError",
     "InvalidArgumentError",
     "IoError",
     "MissingTensorError",
+    "MixedModelsError",
     "Model",
     "MoeError",
     "NotFoundError",
@@ -78,6 +85,8 @@ __all__ = [
     "UnsupportedQuantizationError",
     "UnsupportedArchitectureError",
     "__version__",
+    "batch_decode",
+    "batch_prefill",
     "errors",
     "estimate_memory",
 ]

@@ -17,6 +17,8 @@ __all__ = [
     "TokenStream",
     "Tokenizer",
     "__version__",
+    "batch_decode",
+    "batch_prefill",
     "estimate_memory",
 ]
 
@@ -260,3 +262,7 @@ class StreamDecoder:
     def flush(self) -> str: ...
 
 def estimate_memory(path: _StrPath, context: int | None = None) -> dict[str, int]: ...
+def batch_decode(sessions: Sequence[Session], tokens: _TokenIds) -> npt.NDArray[np.float32]: ...
+def batch_prefill(
+    sessions: Sequence[Session], chunks: Sequence[_TokenIds], *, all_logits: bool = False
+) -> npt.NDArray[np.float32]: ...

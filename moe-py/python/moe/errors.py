@@ -12,12 +12,14 @@ __all__ = [
     "ConfigError",
     "ContextFullError",
     "DtypeError",
+    "DuplicateSessionError",
     "EmptyPromptError",
     "FormatError",
     "InconsistentConfigError",
     "InvalidArgumentError",
     "IoError",
     "MissingTensorError",
+    "MixedModelsError",
     "MoeError",
     "NotFoundError",
     "ShapeError",
@@ -85,6 +87,19 @@ class ContextFullError(MoeError):
 
 class InvalidArgumentError(MoeError, ValueError):
     """A request that cannot be honoured: a sampler value out of range, an impossible truncation..."""
+
+
+class MixedModelsError(InvalidArgumentError):
+    """A batch step names sessions of different models (``index`` is the first entry whose model
+    differs from entry 0's)."""
+
+    index: int
+
+
+class DuplicateSessionError(InvalidArgumentError):
+    """A batch step names one session twice (``index`` is the repeating entry)."""
+
+    index: int
 
 
 class TokenizerError(MoeError):
