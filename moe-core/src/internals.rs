@@ -87,6 +87,7 @@ pub fn o_proj_storage(model: &Model, layer: usize) -> Option<(usize, bool, bool)
     let o = match &model.layers.get(layer)?.self_attn {
         Attention::Gqa(g) => &g.o_proj,
         Attention::Mla(m) => &m.o_proj,
+        Attention::DeltaNet(d) => &d.out_proj,
     };
     Some((o.weight_bytes(), o.is_packed(), o.weight.is_mapped()))
 }
@@ -122,6 +123,7 @@ pub fn set_attention_thresholds(
                     m.expand_min_tokens = n;
                 }
             }
+            Attention::DeltaNet(_) => {}
         }
     }
 }

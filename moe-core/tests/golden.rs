@@ -1,6 +1,6 @@
 //! Golden tests: prefill logits at every position and decode logits at every step match the reference
 //! implementation (transformers, f32) within 1e-3, for every family, on the project's own fixtures and on
-//! `../shared/fixtures` when present.
+//! `../shared/fixtures` and `../shared/fixtures-frontier` when present.
 
 mod common;
 
@@ -57,7 +57,7 @@ fn check_family(family: &str) {
             );
         }
         eprintln!(
-            "{}: prefill max diff {d:.2e} over {} logits, {} decode steps ok",
+            "{}: prefill max diff {d:.2e} (residual diffs per layer {layer_diffs:?}) over {} logits, {} decode steps ok",
             dir.display(),
             logits.len(),
             decode_ids.len()
@@ -84,4 +84,6 @@ golden!(
     deepseek_v32,
     glm_moe_dsa,
     qwen3_moe_tf5style,
+    qwen3_5_moe,
+    qwen3_5_moe_wrapped,
 );

@@ -118,6 +118,7 @@ fn layers(
                 use_rope: true,
                 temperature_tuning: None,
                 indexer: roles[i],
+                mixer: TokenMixer::Attention,
             })
         })
         .collect()

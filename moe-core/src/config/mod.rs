@@ -57,6 +57,50 @@ pub struct GqaConfig {
     pub rope_layout: RopeLayout,
     /// Per-head learned sink logits in the softmax denominator (gpt-oss).
     pub sinks: bool,
+    /// `q_proj` yields `[query | gate]` per head and the attention output is multiplied by
+    /// `sigmoid(gate)` before `o_proj` (Qwen3.5).
+    pub output_gate: bool,
+}
+
+/// Gated DeltaNet linear-attention settings (Qwen3.5): a short causal convolution over the q/k/v
+/// projections and a `[key_head_dim, value_head_dim]` recurrent state per value head.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LinearAttentionConfig {
+    /// Query/key heads (`linear_num_key_heads`).
+    pub num_key_heads: usize,
+    /// Value heads (`linear_num_value_heads`), a multiple of the key heads.
+    pub num_value_heads: usize,
+    /// Dimensions per query/key head (`linear_key_head_dim`).
+    pub key_head_dim: usize,
+    /// Dimensions per value head (`linear_value_head_dim`).
+    pub value_head_dim: usize,
+    /// Taps of the depthwise causal convolution (`linear_conv_kernel_dim`).
+    pub conv_kernel: usize,
+}
+
+impl LinearAttentionConfig {
+    /// Channels of the convolution: queries, keys and values.
+    pub fn conv_dim(&self) -> usize {
+        2 * self.num_key_heads * self.key_head_dim + self.num_value_heads * self.value_head_dim
+    }
+
+    /// f32 values of one layer's state: the convolution's last `conv_kernel - 1` inputs and the
+    /// recurrent state of every value head. Constant whatever the context.
+    pub fn state_values(&self) -> usize {
+        self.conv_kernel.saturating_sub(1) * self.conv_dim()
+            + self.num_value_heads * self.key_head_dim * self.value_head_dim
+    }
+}
+
+/// How a layer mixes information across tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenMixer {
+    /// The model's attention (`ModelConfig::attention`), with a cache growing per token.
+    Attention,
+    /// Gated DeltaNet linear attention (`ModelConfig::linear_attention`), with a constant-size state.
+    GatedDeltaNet,
 }
 
 /// DeepSeek sparse-attention indexer settings.
@@ -169,6 +213,8 @@ pub struct LayerConfig {
     pub temperature_tuning: Option<TemperatureTuning>,
     /// What the layer's DSA indexer does.
     pub indexer: IndexerRole,
+    /// Attention, or a linear recurrence (Qwen3.5's `linear_attention` layers).
+    pub mixer: TokenMixer,
 }
 
 /// Expert-selection policy (ARCHITECTURES.md section 3).
@@ -266,12 +312,21 @@ pub struct ModelConfig {
     pub max_position_embeddings: usize,
     /// Whether the lm_head reuses the embedding matrix.
     pub tie_word_embeddings: bool,
-    /// Prefix of the text model's tensors (`""`, or `"language_model."` for multimodal checkpoints).
+    /// Prefix of the text model's tensors (`""`, or `"language_model."` for multimodal checkpoints
+    /// that keep `language_model.model.*` and `language_model.lm_head`); the `lm_head` is under it.
     pub weight_prefix: String,
+    /// Prefix of the decoder's tensors (embedding, layers, final norm): `"model."`,
+    /// `"language_model.model."`, or `"model.language_model."` (Qwen3.5's multimodal wrapper).
+    pub body_prefix: String,
+    /// Added to every stored RMSNorm weight of the residual stream and the q/k norms: 0, or 1 for
+    /// zero-centred norms computing `x·(1 + w)` (Qwen3.5).
+    pub norm_weight_offset: f32,
     /// RoPE base and scaling.
     pub rope: RopeConfig,
     /// The attention strategy.
     pub attention: AttentionConfig,
+    /// The linear attention of the layers whose mixer is [`TokenMixer::GatedDeltaNet`].
+    pub linear_attention: Option<LinearAttentionConfig>,
     /// Per-layer choices, one entry per layer.
     pub layers: Vec<LayerConfig>,
     /// Dense-MLP intermediate size (dense layers).
@@ -312,14 +367,19 @@ impl ModelConfig {
         let architectures: Vec<&str> = top.opt_str_list("architectures")?.unwrap_or_default();
         let family = Family::detect(top.opt_str("model_type")?, &architectures)?;
 
-        // Multimodal wrappers (Llama 4, Kimi K2.5) keep the text model under text_config.
-        let (text_raw, weight_prefix) = match top.opt_obj("text_config")? {
-            Some(t) => (t, "language_model.".to_string()),
-            None => (top, String::new()),
-        };
+        // Multimodal wrappers (Llama 4, Kimi K2.5, Qwen3.5) keep the text model under text_config.
+        let wrapped = top.opt_obj("text_config")?;
+        let text_raw = wrapped.unwrap_or(top);
         let family = match text_raw.opt_str("model_type")? {
             Some(mt) => Family::from_model_type(mt).unwrap_or(family),
             None => family,
+        };
+        let (weight_prefix, body_prefix) = match (wrapped.is_some(), family.spec().wrapper) {
+            (false, _) => ("", "model."),
+            (true, spec::WrapperLayout::LanguageModel) => {
+                ("language_model.", "language_model.model.")
+            }
+            (true, spec::WrapperLayout::ModelLanguageModel) => ("", "model.language_model."),
         };
         let architecture = architectures
             .first()
@@ -328,7 +388,8 @@ impl ModelConfig {
         let raw_value = serde_json::Value::Object(text_raw.map.clone());
         let mut cfg = Self::parse_text(family, &text_raw)?;
         cfg.architecture = architecture;
-        cfg.weight_prefix = weight_prefix;
+        cfg.weight_prefix = weight_prefix.to_string();
+        cfg.body_prefix = body_prefix.to_string();
         cfg.raw = raw_value;
         if cfg.eos_token_ids.is_empty() {
             cfg.eos_token_ids = top.token_ids("eos_token_id")?;
@@ -366,6 +427,8 @@ impl ModelConfig {
             max_position_embeddings: max_pos,
             tie_word_embeddings: raw.bool_or("tie_word_embeddings", false)?,
             weight_prefix: String::new(),
+            body_prefix: "model.".to_string(),
+            norm_weight_offset: spec.norm_weight_offset,
             rope,
             attention: AttentionConfig::Gqa(GqaConfig {
                 num_heads: 0,
@@ -377,7 +440,9 @@ impl ModelConfig {
                 rotary_dim: 0,
                 rope_layout: RopeLayout::Half,
                 sinks: false,
+                output_gate: false,
             }),
+            linear_attention: None,
             layers: vec![],
             intermediate_size: raw
                 .usize_or(spec.dense_intermediate.0, spec.dense_intermediate.1)?,
@@ -444,6 +509,44 @@ impl ModelConfig {
                     return bad("layer 0 cannot reuse an earlier layer's indexer selection".into());
                 }
             }
+        }
+        let linear_layers = self
+            .layers
+            .iter()
+            .any(|l| l.mixer == TokenMixer::GatedDeltaNet);
+        match &self.linear_attention {
+            None if linear_layers => {
+                return bad("linear_attention layers without linear attention settings".into())
+            }
+            Some(la) => {
+                if la.num_key_heads == 0
+                    || la.num_value_heads == 0
+                    || la.key_head_dim == 0
+                    || la.value_head_dim == 0
+                    || la.conv_kernel == 0
+                {
+                    return bad(
+                        "linear attention heads, head dims and conv kernel must be positive".into(),
+                    );
+                }
+                if la.num_value_heads % la.num_key_heads != 0 {
+                    return bad(format!(
+                        "linear_num_value_heads {} is not a multiple of linear_num_key_heads {}",
+                        la.num_value_heads, la.num_key_heads
+                    ));
+                }
+                // The recurrent state is allocated whole: it must be addressable (2^34 values, 64 GiB).
+                let state = (la.num_value_heads as u128)
+                    * (la.key_head_dim as u128)
+                    * (la.value_head_dim as u128)
+                    + (la.conv_kernel as u128) * (la.conv_dim() as u128);
+                if state > 1 << 34 {
+                    return bad(format!(
+                        "a linear attention state of {state} values per layer is too large"
+                    ));
+                }
+            }
+            None => {}
         }
         if let Some(moe) = &self.moe {
             if moe.num_experts == 0 || moe.top_k == 0 || moe.top_k > moe.num_experts {

@@ -1,9 +1,10 @@
 //! One decoder layer: `h = x + Attn(norm_in(x));  x' = h + FFN(norm_post(h))`.
 
-use crate::attention::{Attention, Gqa, Mla, Selection, SparseMode};
+use crate::attention::{Attention, GatedDeltaNet, Gqa, Mla, Selection, SparseMode};
 use crate::cache::LayerCache;
 use crate::config::spec::FfnNames;
-use crate::config::{AttentionConfig, FfnKind, ModelConfig, RouterKind};
+use crate::config::{AttentionConfig, FfnKind, ModelConfig, RouterKind, TokenMixer};
+use crate::error::Error;
 use crate::error::Result;
 use crate::kernels;
 use crate::layers::{Linear, Mlp, RmsNorm};
@@ -46,11 +47,18 @@ impl Block {
         let eps = cfg.rms_norm_eps;
         let layer = &cfg.layers[i];
         let attn_src = src.pp("self_attn");
-        let self_attn = match &cfg.attention {
-            AttentionConfig::Gqa(g) => {
-                Attention::Gqa(Gqa::load(&attn_src, g, layer, &cfg.rope, h, eps)?)
+        let offset = cfg.norm_weight_offset;
+        let self_attn = match (&cfg.attention, layer.mixer) {
+            (_, TokenMixer::GatedDeltaNet) => {
+                let la = cfg.linear_attention.as_ref().ok_or_else(|| {
+                    Error::InconsistentConfig("linear attention without its settings".into())
+                })?;
+                Attention::DeltaNet(GatedDeltaNet::load(&src.pp("linear_attn"), la, h, eps)?)
             }
-            AttentionConfig::Mla(m) => {
+            (AttentionConfig::Gqa(g), _) => {
+                Attention::Gqa(Gqa::load(&attn_src, g, layer, &cfg.rope, h, eps, offset)?)
+            }
+            (AttentionConfig::Mla(m), _) => {
                 Attention::Mla(Mla::load(&attn_src, m, layer, &cfg.rope, h)?)
             }
         };
@@ -64,9 +72,15 @@ impl Block {
             FfnKind::Moe => FeedForward::Moe(Box::new(load_moe(src, cfg, names)?)),
         };
         Ok(Block {
-            input_layernorm: RmsNorm::load(src, "input_layernorm", h, eps)?,
+            input_layernorm: RmsNorm::load_offset(src, "input_layernorm", h, eps, offset)?,
             self_attn,
-            post_attention_layernorm: RmsNorm::load(src, "post_attention_layernorm", h, eps)?,
+            post_attention_layernorm: RmsNorm::load_offset(
+                src,
+                "post_attention_layernorm",
+                h,
+                eps,
+                offset,
+            )?,
             ffn,
         })
     }
@@ -87,6 +101,7 @@ impl Block {
                 let (mla, indexer) = m.new_cache();
                 LayerCache::Mla { mla, indexer }
             }
+            Attention::DeltaNet(d) => LayerCache::DeltaNet(d.new_cache()),
         }
     }
 
@@ -107,6 +122,7 @@ impl Block {
             (Attention::Mla(m), LayerCache::Mla { mla, indexer }) => {
                 m.forward(&hn, positions, mla, indexer.as_mut(), selection, mode)
             }
+            (Attention::DeltaNet(d), LayerCache::DeltaNet(c)) => d.forward(&hn, t, c),
             _ => unreachable!("caches are built from the blocks by Model::new_cache"),
         };
         kernels::add_assign(x, &a);

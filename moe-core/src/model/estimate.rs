@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::config::{AttentionConfig, AttentionMask, IndexerRole, ModelConfig};
+use crate::config::{AttentionConfig, AttentionMask, IndexerRole, ModelConfig, TokenMixer};
 use crate::error::{Error, Result};
 use crate::weights::Checkpoint;
 
@@ -19,6 +19,9 @@ pub struct MemoryEstimate {
     pub weight_bytes: usize,
     /// Bytes a session's caches grow by per token (until sliding windows fill).
     pub kv_cache_bytes_per_token: usize,
+    /// Bytes a session's caches hold whatever the context (linear-attention state; 0 for families
+    /// without it). Included in `kv_cache_bytes`.
+    pub kv_cache_fixed_bytes: usize,
     /// Tokens of context the cache figure is for.
     pub context: usize,
     /// Cache bytes of one session holding `context` tokens (windowed layers capped at their window).
@@ -48,21 +51,37 @@ impl MemoryEstimate {
             .iter()
             .map(|&(width, _)| width * 4)
             .fold(0usize, usize::saturating_add);
+        let fixed = fixed_bytes(&config);
         let kv_cache_bytes = per_layer
             .iter()
             .map(|&(width, window)| {
                 let rows = window.map_or(context, |w| w.min(context));
                 rows.saturating_mul(width).saturating_mul(4)
             })
-            .fold(0usize, usize::saturating_add);
+            .fold(fixed, usize::saturating_add);
         Ok(MemoryEstimate {
             weight_bytes,
             kv_cache_bytes_per_token: per_token,
+            kv_cache_fixed_bytes: fixed,
             context,
             kv_cache_bytes,
             total_bytes: weight_bytes.saturating_add(kv_cache_bytes),
         })
     }
+}
+
+/// Bytes of the constant-size state of every linear-attention layer.
+fn fixed_bytes(config: &ModelConfig) -> usize {
+    let per_layer = config
+        .linear_attention
+        .as_ref()
+        .map_or(0, |la| la.state_values() * 4);
+    config
+        .layers
+        .iter()
+        .filter(|l| l.mixer == TokenMixer::GatedDeltaNet)
+        .count()
+        .saturating_mul(per_layer)
 }
 
 /// Per layer: f32 values cached per token, and the most positions it keeps (`None`: all).
@@ -71,6 +90,7 @@ fn layer_rows(config: &ModelConfig) -> Vec<(usize, Option<usize>)> {
         .layers
         .iter()
         .map(|layer| match &config.attention {
+            _ if layer.mixer == TokenMixer::GatedDeltaNet => (0, None),
             AttentionConfig::Gqa(g) => {
                 let window = match layer.mask {
                     AttentionMask::Causal => None,
@@ -92,13 +112,13 @@ fn layer_rows(config: &ModelConfig) -> Vec<(usize, Option<usize>)> {
 /// Whether tensor `name` belongs to the text model's layers, embedding, norm or lm_head (not to an
 /// MTP layer past `num_layers` or another modality's tower).
 fn used_by_text_model(config: &ModelConfig, name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(config.weight_prefix.as_str()) else {
-        return false;
-    };
-    if rest.starts_with("lm_head.") {
+    if name
+        .strip_prefix(config.weight_prefix.as_str())
+        .is_some_and(|rest| rest.starts_with("lm_head."))
+    {
         return true;
     }
-    let Some(rest) = rest.strip_prefix("model.") else {
+    let Some(rest) = name.strip_prefix(config.body_prefix.as_str()) else {
         return false;
     };
     match rest.strip_prefix("layers.") {

@@ -125,12 +125,12 @@ impl Model {
         let root = WeightSource::new(checkpoint.clone())
             .with_fp8_block(config.fp8_block)
             .with_quant(Arc::new(config.quant.clone()));
-        let root = if config.weight_prefix.is_empty() {
-            root
-        } else {
-            root.pp(config.weight_prefix.trim_end_matches('.'))
+        let scoped = |prefix: &str| match prefix.trim_end_matches('.') {
+            "" => root.clone(),
+            p => root.pp(p),
         };
-        let src = root.pp("model");
+        let src = scoped(&config.body_prefix);
+        let root = scoped(&config.weight_prefix);
         let (v, h) = (config.vocab_size, config.hidden_size);
         let embed_tokens = Embedding::load(&src, "embed_tokens", v, h)?;
         let names = config.family.spec().ffn_names;
@@ -142,7 +142,13 @@ impl Model {
                 p(i + 1, n);
             }
         }
-        let norm = RmsNorm::load(&src, "norm", h, config.rms_norm_eps)?;
+        let norm = RmsNorm::load_offset(
+            &src,
+            "norm",
+            h,
+            config.rms_norm_eps,
+            config.norm_weight_offset,
+        )?;
         let lm_head = if config.tie_word_embeddings && !root.contains("lm_head.weight") {
             Linear::from_tensor(embed_tokens.weight.clone(), Orientation::OutIn, None)
         } else {
@@ -286,12 +292,23 @@ impl Model {
 
     /// Bytes the caches of a session grow by per token: every layer's K/V (GQA), latent and rope
     /// key (MLA) and indexer key (DSA). Sliding-window and chunked layers stop growing at their
-    /// window, so this is the per-token cost until then.
+    /// window, so this is the per-token cost until then. Linear-attention layers (Qwen3.5's gated
+    /// DeltaNet) add nothing per token: their state is [`kv_cache_fixed_bytes`](Self::kv_cache_fixed_bytes).
     pub fn kv_cache_bytes_per_token(&self) -> usize {
         self.new_cache()
             .layers
             .iter()
             .map(LayerCache::bytes_per_position)
+            .sum()
+    }
+
+    /// Bytes a session's caches hold whatever the context once a token went through: the
+    /// convolution and recurrent state of every linear-attention layer (0 for other families).
+    pub fn kv_cache_fixed_bytes(&self) -> usize {
+        self.new_cache()
+            .layers
+            .iter()
+            .map(LayerCache::fixed_bytes)
             .sum()
     }
 

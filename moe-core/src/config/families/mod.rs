@@ -10,4 +10,5 @@ pub(super) mod llama4;
 pub(super) mod minimax_m2;
 pub(super) mod mixtral;
 pub(super) mod qwen2_moe;
+pub(super) mod qwen3_5_moe;
 pub(super) mod qwen3_moe;
