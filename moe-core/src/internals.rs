@@ -88,6 +88,7 @@ pub fn o_proj_storage(model: &Model, layer: usize) -> Option<(usize, bool, bool)
         Attention::Gqa(g) => &g.o_proj,
         Attention::Mla(m) => &m.o_proj,
         Attention::DeltaNet(d) => &d.out_proj,
+        Attention::Compressed(c) => &c.wo_b,
     };
     Some((o.weight_bytes(), o.is_packed(), o.weight.is_mapped()))
 }
@@ -123,7 +124,7 @@ pub fn set_attention_thresholds(
                     m.expand_min_tokens = n;
                 }
             }
-            Attention::DeltaNet(_) => {}
+            Attention::DeltaNet(_) | Attention::Compressed(_) => {}
         }
     }
 }

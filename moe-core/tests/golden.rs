@@ -12,7 +12,11 @@ use moe_core::{LogitsMode, Model, Session, SessionParams};
 const TOL: f32 = 1e-3;
 
 fn check_family(family: &str) {
-    for dir in fixture_dirs(family) {
+    check_dirs(fixture_dirs(family));
+}
+
+fn check_dirs(dirs: Vec<std::path::PathBuf>) {
+    for dir in dirs {
         let reference = Reference::load(&dir.join("reference.safetensors"));
         let model =
             Arc::new(Model::load(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
@@ -22,16 +26,26 @@ fn check_family(family: &str) {
 
         // Prefill: logits of every position, with the per-layer residual stream for diagnosis.
         let mut session = Session::new(model.clone(), &SessionParams::default()).unwrap();
-        let (hs_shape, hs) = reference.f32("hidden_states");
-        let (t, hdim) = (hs_shape[1], hs_shape[2]);
+        // One stacked `hidden_states` [L+1, T, H], or (DeepSeek V4, whose residual stream holds
+        // several copies) one `hidden_states.i` per entry.
+        let stacked = reference.tensors.get("hidden_states");
+        let entry_of = |entry: usize| -> Option<&[f32]> {
+            match stacked {
+                Some((shape, hs)) => {
+                    let n = shape[1] * shape[2];
+                    (entry < shape[0]).then(|| &hs[entry * n..(entry + 1) * n])
+                }
+                None => reference
+                    .tensors
+                    .get(&format!("hidden_states.{entry}"))
+                    .map(|(_, v)| v.as_slice()),
+            }
+        };
         let mut layer_diffs = vec![];
         let mut hook = |i: usize, x: &[f32]| {
             let entry = i + 1;
-            if entry < hs_shape[0] && x.len() == t * hdim {
-                layer_diffs.push((
-                    entry,
-                    max_abs_diff(x, &hs[entry * t * hdim..(entry + 1) * t * hdim]),
-                ));
+            if let Some(want) = entry_of(entry).filter(|w| w.len() == x.len()) {
+                layer_diffs.push((entry, max_abs_diff(x, want)));
             }
         };
         let logits = session
@@ -69,6 +83,14 @@ macro_rules! golden {
     ($($name:ident),* $(,)?) => {
         $(#[test] fn $name() { check_family(stringify!($name)); })*
     };
+}
+
+/// DeepSeek V4 on `../shared/fixtures-frontier` (when present).
+#[test]
+fn deepseek_v4_frontier() {
+    if let Some(set) = common::frontier_fixtures() {
+        check_dirs(vec![set.join("deepseek_v4")]);
+    }
 }
 
 golden!(

@@ -1,12 +1,14 @@
 //! The attention strategies: GQA, MLA, MLA with the DSA indexer, and gated DeltaNet linear
 //! attention.
 
+mod compressed;
 mod deltanet;
 mod gqa;
 mod indexer;
 mod mla;
 mod scores;
 
+pub(crate) use compressed::CompressedAttention;
 pub(crate) use deltanet::GatedDeltaNet;
 pub(crate) use gqa::Gqa;
 pub(crate) use indexer::Selection;
@@ -21,6 +23,7 @@ pub(crate) enum Attention {
     Gqa(Gqa),
     Mla(Mla),
     DeltaNet(GatedDeltaNet),
+    Compressed(Box<CompressedAttention>),
 }
 
 impl Attention {
@@ -49,6 +52,7 @@ impl Attention {
                     + ix
             }
             Attention::DeltaNet(d) => d.weight_bytes(),
+            Attention::Compressed(c) => c.weight_bytes(),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! KV caches: one small trait and small types that compose (GQA full or windowed, MLA latent,
 //! DSA indexer keys, the constant-size gated DeltaNet state), gathered per layer in [`ModelCache`].
 
+mod compressed;
 mod deltanet;
 mod gqa;
 mod indexer;
 mod mla;
 mod rows;
 
+pub(crate) use compressed::{CompressedCache, CompressorState};
 pub(crate) use deltanet::DeltaNetCache;
 pub(crate) use gqa::GqaCache;
 pub(crate) use indexer::IndexerCache;
@@ -40,6 +42,7 @@ pub(crate) enum LayerCache {
         indexer: Option<IndexerCache>,
     },
     DeltaNet(DeltaNetCache),
+    Compressed(Box<CompressedCache>),
 }
 
 impl LayerCache {
@@ -53,6 +56,12 @@ impl LayerCache {
                     + indexer.as_ref().map_or(0, |i| i.keys.width())
             }
             LayerCache::DeltaNet(_) => 0,
+            // The window row, and the compressed rows of every m-th token (rounded down).
+            LayerCache::Compressed(c) => {
+                c.window.width()
+                    + c.compressor.as_ref().map_or(0, |s| s.entries.width()) / c.rate.max(1)
+                    + c.indexer.as_ref().map_or(0, |s| s.entries.width()) / c.rate.max(1)
+            }
         };
         f32s * std::mem::size_of::<f32>()
     }
@@ -61,7 +70,7 @@ impl LayerCache {
     pub(crate) fn fixed_bytes(&self) -> usize {
         match self {
             LayerCache::DeltaNet(c) => c.fixed_bytes(),
-            LayerCache::Gqa(_) | LayerCache::Mla { .. } => 0,
+            LayerCache::Gqa(_) | LayerCache::Mla { .. } | LayerCache::Compressed(_) => 0,
         }
     }
 
@@ -70,6 +79,7 @@ impl LayerCache {
         match self {
             LayerCache::Gqa(g) => g.check_truncate(len),
             LayerCache::DeltaNet(d) => d.check_truncate(len),
+            LayerCache::Compressed(c) => c.check_truncate(len),
             LayerCache::Mla { .. } => Ok(()),
         }
     }
@@ -81,6 +91,7 @@ impl KvCache for LayerCache {
             LayerCache::Gqa(c) => c.len(),
             LayerCache::Mla { mla, .. } => mla.len(),
             LayerCache::DeltaNet(c) => c.len(),
+            LayerCache::Compressed(c) => c.len(),
         }
     }
 
@@ -95,6 +106,7 @@ impl KvCache for LayerCache {
                 Ok(())
             }
             LayerCache::DeltaNet(c) => c.truncate(len),
+            LayerCache::Compressed(c) => c.truncate(len),
         }
     }
 
@@ -102,6 +114,7 @@ impl KvCache for LayerCache {
         match self {
             LayerCache::Gqa(c) => c.clear(),
             LayerCache::DeltaNet(c) => c.clear(),
+            LayerCache::Compressed(c) => c.clear(),
             LayerCache::Mla { mla, indexer } => {
                 mla.clear();
                 if let Some(ix) = indexer {
@@ -118,6 +131,7 @@ impl KvCache for LayerCache {
                 mla.bytes() + indexer.as_ref().map_or(0, |i| i.bytes())
             }
             LayerCache::DeltaNet(c) => c.bytes(),
+            LayerCache::Compressed(c) => c.bytes(),
         }
     }
 }

@@ -33,11 +33,13 @@ pub enum Family {
     GlmMoeDsa,
     /// Qwen3.5-MoE (`qwen3_5_moe_text`, or the multimodal `qwen3_5_moe` wrapper).
     Qwen35Moe,
+    /// DeepSeek V4 (`deepseek_v4`).
+    DeepseekV4,
 }
 
 impl Family {
     /// Every family, in the order detection tries them.
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 13] = [
         Family::Qwen3Moe,
         Family::Qwen2Moe,
         Family::Mixtral,
@@ -50,6 +52,7 @@ impl Family {
         Family::DeepseekV32,
         Family::GlmMoeDsa,
         Family::Qwen35Moe,
+        Family::DeepseekV4,
     ];
 
     /// The family's spec: every per-family rule.
@@ -67,6 +70,7 @@ impl Family {
             Family::DeepseekV32 => &families::deepseek_v32::SPEC,
             Family::GlmMoeDsa => &families::glm_moe_dsa::SPEC,
             Family::Qwen35Moe => &families::qwen3_5_moe::SPEC,
+            Family::DeepseekV4 => &families::deepseek_v4::SPEC,
         }
     }
 

@@ -120,6 +120,8 @@ fn layers(spec: &FamilySpec, raw: &Raw, n: usize) -> Result<Vec<LayerConfig>> {
                 temperature_tuning: tuning,
                 indexer: IndexerRole::None,
                 mixer,
+                compression: KvCompression::None,
+                hash_routing: false,
             })
         })
         .collect()

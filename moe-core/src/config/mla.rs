@@ -119,6 +119,8 @@ fn layers(
                 temperature_tuning: None,
                 indexer: roles[i],
                 mixer: TokenMixer::Attention,
+                compression: KvCompression::None,
+                hash_routing: false,
             })
         })
         .collect()

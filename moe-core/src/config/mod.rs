@@ -10,6 +10,7 @@ mod quant;
 mod raw;
 mod rope;
 pub(crate) mod spec;
+mod v4;
 
 use std::path::Path;
 
@@ -145,6 +146,64 @@ pub struct MlaConfig {
     pub indexer: Option<IndexerConfig>,
 }
 
+/// DeepSeek V4's attention: one shared K=V head over a sliding window, plus (per layer) compressed
+/// entries pooled from every `m` tokens, chosen by a lightning indexer (compressed sparse attention)
+/// or all visible (heavily compressed attention); per-head sinks and a grouped low-rank output
+/// projection.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CompressedAttentionConfig {
+    /// Query heads.
+    pub num_heads: usize,
+    /// Width of each head and of the shared K=V head.
+    pub head_dim: usize,
+    /// Trailing dims of each head that rotate (interleaved pairs).
+    pub rope_dim: usize,
+    /// Rank of the query down-projection.
+    pub q_lora_rank: usize,
+    /// Head groups of the output projection (`o_groups`).
+    pub o_groups: usize,
+    /// Per-group width of the output projection (`o_lora_rank`).
+    pub o_lora_rank: usize,
+    /// Keys of the sliding window (`sliding_window`), the query included.
+    pub sliding_window: usize,
+    /// Indexer heads (`index_n_heads`).
+    pub index_heads: usize,
+    /// Indexer head width (`index_head_dim`).
+    pub index_head_dim: usize,
+    /// Compressed entries each query keeps (`index_topk`).
+    pub index_topk: usize,
+    /// RoPE of the compressed layers and their compressors (`rope_parameters.compress`, or
+    /// `compress_rope_theta` with the legacy flat keys); sliding-only layers use `ModelConfig::rope`.
+    pub compress_rope: RopeConfig,
+}
+
+/// DeepSeek V4's manifold-constrained hyper-connections: the residual stream is `streams` copies,
+/// collapsed before and expanded after each attention and feed-forward through learned weights, the
+/// stream mixing matrix made doubly stochastic by Sinkhorn iterations.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HyperConnectionConfig {
+    /// Residual streams (`hc_mult`).
+    pub streams: usize,
+    /// Sinkhorn-Knopp iterations (`hc_sinkhorn_iters`).
+    pub sinkhorn_iters: usize,
+    /// Floor added in the normalisations (`hc_eps`).
+    pub eps: f32,
+}
+
+/// What a DeepSeek V4 layer adds to its sliding window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KvCompression {
+    /// The sliding window only (or a family without compression).
+    None,
+    /// Compressed sparse attention: overlapping windows of `m` tokens, indexer top-k.
+    Sparse(usize),
+    /// Heavily compressed attention: disjoint windows of `m` tokens, all visible.
+    Heavy(usize),
+}
+
 /// The attention strategy and its settings.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -153,6 +212,8 @@ pub enum AttentionConfig {
     Gqa(GqaConfig),
     /// Multi-head latent attention (DeepSeek), optionally with the DSA indexer.
     Mla(MlaConfig),
+    /// DeepSeek V4's sliding-window + compressed attention.
+    Compressed(CompressedAttentionConfig),
 }
 
 /// Which keys a query may see.
@@ -215,6 +276,10 @@ pub struct LayerConfig {
     pub indexer: IndexerRole,
     /// Attention, or a linear recurrence (Qwen3.5's `linear_attention` layers).
     pub mixer: TokenMixer,
+    /// DeepSeek V4: the layer's compressed entries.
+    pub compression: KvCompression,
+    /// DeepSeek V4's hash-routed MoE layers: experts chosen by token id (`tid2eid`).
+    pub hash_routing: bool,
 }
 
 /// Expert-selection policy (ARCHITECTURES.md section 3).
@@ -245,6 +310,13 @@ pub enum RouterKind {
     },
     /// top-k of the raw logits; the expert's input is scaled by sigmoid(logit) (Llama 4).
     Llama4,
+    /// `sqrt(softplus(logit))` scores, an optional correction bias for the choice, the chosen
+    /// scores renormalised times `scaling` (DeepSeek V4; hash-routed layers take the experts from
+    /// `tid2eid` and weight them the same way).
+    SqrtSoftplus {
+        /// Multiplies the routing weights (`routed_scaling_factor`).
+        scaling: f32,
+    },
     /// logits with a bias, top-k, softmax over the selected (gpt-oss).
     TopKSoftmax,
 }
@@ -260,6 +332,11 @@ pub enum ExpertActivation {
         /// Sigmoid slope.
         alpha: f32,
         /// Clamp of gate and up.
+        limit: f32,
+    },
+    /// DeepSeek V4: `silu(min(gate, limit)) * clamp(up, -limit, limit)`, shared experts included.
+    ClampedSilu {
+        /// Clamp of gate and up (`swiglu_limit`).
         limit: f32,
     },
 }
@@ -327,6 +404,8 @@ pub struct ModelConfig {
     pub attention: AttentionConfig,
     /// The linear attention of the layers whose mixer is [`TokenMixer::GatedDeltaNet`].
     pub linear_attention: Option<LinearAttentionConfig>,
+    /// DeepSeek V4's hyper-connections (`None`: one residual stream).
+    pub hyper_connections: Option<HyperConnectionConfig>,
     /// Per-layer choices, one entry per layer.
     pub layers: Vec<LayerConfig>,
     /// Dense-MLP intermediate size (dense layers).
@@ -443,6 +522,7 @@ impl ModelConfig {
                 output_gate: false,
             }),
             linear_attention: None,
+            hyper_connections: None,
             layers: vec![],
             intermediate_size: raw
                 .usize_or(spec.dense_intermediate.0, spec.dense_intermediate.1)?,
@@ -456,6 +536,7 @@ impl ModelConfig {
         match &spec.attention {
             spec::AttentionSpec::Gqa(g) => gqa::parse(base, raw, spec, g),
             spec::AttentionSpec::Mla(m) => mla::parse(base, raw, spec, m),
+            spec::AttentionSpec::Compressed => v4::parse(base, raw, spec),
         }
     }
 
@@ -507,6 +588,45 @@ impl ModelConfig {
                 }
                 if self.layers.first().map(|l| l.indexer) == Some(IndexerRole::Shared) {
                     return bad("layer 0 cannot reuse an earlier layer's indexer selection".into());
+                }
+            }
+            AttentionConfig::Compressed(c) => {
+                if c.num_heads == 0
+                    || c.head_dim == 0
+                    || c.q_lora_rank == 0
+                    || c.o_groups == 0
+                    || c.o_lora_rank == 0
+                    || c.sliding_window == 0
+                    || c.index_heads == 0
+                    || c.index_head_dim == 0
+                    || c.index_topk == 0
+                {
+                    return bad("DeepSeek V4 attention sizes must be positive".into());
+                }
+                if c.rope_dim % 2 != 0 || c.rope_dim > c.head_dim || c.rope_dim > c.index_head_dim {
+                    return bad(format!(
+                        "rope dim {} must be even and fit head_dim {} and index_head_dim {}",
+                        c.rope_dim, c.head_dim, c.index_head_dim
+                    ));
+                }
+                if (c.num_heads * c.head_dim) % c.o_groups != 0 {
+                    return bad(format!(
+                        "o_groups {} does not divide the {} attention outputs",
+                        c.o_groups,
+                        c.num_heads * c.head_dim
+                    ));
+                }
+                if self.layers.iter().any(|l| {
+                    matches!(
+                        l.compression,
+                        KvCompression::Sparse(0) | KvCompression::Heavy(0)
+                    )
+                }) {
+                    return bad("compress rates must be positive".into());
+                }
+                match &self.hyper_connections {
+                    Some(h) if h.streams > 0 && h.streams <= 64 => {}
+                    _ => return bad("hc_mult must be between 1 and 64".into()),
                 }
             }
         }

@@ -47,6 +47,8 @@ pub(crate) enum WrapperLayout {
 pub(crate) enum AttentionSpec {
     Gqa(GqaSpec),
     Mla(MlaSpec),
+    /// DeepSeek V4's sliding-window + compressed attention with hyper-connections (`config/v4.rs`).
+    Compressed,
 }
 
 /// Grouped-query attention rules.
@@ -230,6 +232,8 @@ pub(crate) enum RouterRule {
     SigmoidBiasedGrouped,
     Llama4,
     TopKSoftmax,
+    /// `sqrt(softplus)` scores with `routed_scaling_factor` (DeepSeek V4).
+    SqrtSoftplus,
 }
 
 /// A boolean setting: fixed, or a key with its default.
@@ -258,6 +262,10 @@ pub(crate) enum ActivationRule {
     /// `swiglu_alpha` and `swiglu_limit` with their defaults (gpt-oss).
     ClampedSwiGlu {
         alpha: f64,
+        limit: f64,
+    },
+    /// `swiglu_limit` with its default (DeepSeek V4).
+    ClampedSilu {
         limit: f64,
     },
 }

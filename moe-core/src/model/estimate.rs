@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use crate::config::{AttentionConfig, AttentionMask, IndexerRole, ModelConfig, TokenMixer};
+use crate::config::{
+    AttentionConfig, AttentionMask, IndexerRole, KvCompression, ModelConfig, TokenMixer,
+};
 use crate::error::{Error, Result};
 use crate::weights::Checkpoint;
 
@@ -49,13 +51,13 @@ impl MemoryEstimate {
         let per_layer = layer_rows(&config);
         let per_token = per_layer
             .iter()
-            .map(|&(width, _)| width * 4)
+            .map(|&(width, _, every)| width * 4 / every)
             .fold(0usize, usize::saturating_add);
         let fixed = fixed_bytes(&config);
         let kv_cache_bytes = per_layer
             .iter()
-            .map(|&(width, window)| {
-                let rows = window.map_or(context, |w| w.min(context));
+            .map(|&(width, window, every)| {
+                let rows = window.map_or(context, |w| w.min(context)) / every;
                 rows.saturating_mul(width).saturating_mul(4)
             })
             .fold(fixed, usize::saturating_add);
@@ -84,26 +86,37 @@ fn fixed_bytes(config: &ModelConfig) -> usize {
         .saturating_mul(per_layer)
 }
 
-/// Per layer: f32 values cached per token, and the most positions it keeps (`None`: all).
-fn layer_rows(config: &ModelConfig) -> Vec<(usize, Option<usize>)> {
+/// Per layer, its kinds of rows: f32 values per row, the most positions it keeps (`None`: all), and
+/// how many tokens make one row (1, or a compress rate).
+fn layer_rows(config: &ModelConfig) -> Vec<(usize, Option<usize>, usize)> {
     config
         .layers
         .iter()
-        .map(|layer| match &config.attention {
-            _ if layer.mixer == TokenMixer::GatedDeltaNet => (0, None),
+        .flat_map(|layer| match &config.attention {
+            _ if layer.mixer == TokenMixer::GatedDeltaNet => vec![],
             AttentionConfig::Gqa(g) => {
                 let window = match layer.mask {
                     AttentionMask::Causal => None,
                     AttentionMask::SlidingWindow(w) | AttentionMask::Chunked(w) => Some(w),
                 };
-                (2 * g.num_kv_heads * g.head_dim, window)
+                vec![(2 * g.num_kv_heads * g.head_dim, window, 1)]
             }
             AttentionConfig::Mla(m) => {
                 let indexer = match (&m.indexer, layer.indexer) {
                     (Some(ix), IndexerRole::Full) => ix.head_dim,
                     _ => 0,
                 };
-                (m.kv_lora_rank + m.qk_rope_head_dim + indexer, None)
+                vec![(m.kv_lora_rank + m.qk_rope_head_dim + indexer, None, 1)]
+            }
+            AttentionConfig::Compressed(c) => {
+                let window = (c.head_dim, Some(c.sliding_window), 1);
+                match layer.compression {
+                    KvCompression::None => vec![window],
+                    KvCompression::Heavy(m) => vec![window, (c.head_dim, None, m.max(1))],
+                    KvCompression::Sparse(m) => {
+                        vec![window, (c.head_dim + c.index_head_dim, None, m.max(1))]
+                    }
+                }
             }
         })
         .collect()

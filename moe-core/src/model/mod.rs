@@ -3,6 +3,7 @@
 mod block;
 mod compute;
 mod estimate;
+mod hyper;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -85,6 +86,8 @@ pub struct Model {
     pub(crate) embed_tokens: Embedding,
     pub(crate) layers: Vec<Block>,
     pub(crate) norm: RmsNorm,
+    /// DeepSeek V4: the final collapse of the hyper-connection streams.
+    pub(crate) hc_head: Option<hyper::HyperHead>,
     pub(crate) lm_head: Linear,
     /// `generation_config.json` (empty when absent).
     pub(crate) generation_config: GenerationConfig,
@@ -149,8 +152,21 @@ impl Model {
             config.rms_norm_eps,
             config.norm_weight_offset,
         )?;
+        let hc_head = match &config.hyper_connections {
+            Some(hc) => Some(hyper::HyperHead::load(
+                &src.pp("hc_head"),
+                hc.streams,
+                h,
+                hc.eps,
+                config.rms_norm_eps,
+            )?),
+            None => None,
+        };
         let lm_head = if config.tie_word_embeddings && !root.contains("lm_head.weight") {
             Linear::from_tensor(embed_tokens.weight.clone(), Orientation::OutIn, None)
+        } else if !root.contains("lm_head.weight") && root.contains("head.weight") {
+            // DeepSeek V4's own name.
+            Linear::load(&root, "head", h, v, false)?
         } else {
             Linear::load(&root, "lm_head", h, v, false)?
         };
@@ -162,6 +178,7 @@ impl Model {
             embed_tokens,
             layers,
             norm,
+            hc_head,
             lm_head,
             generation_config,
             #[cfg(feature = "text")]
@@ -365,12 +382,22 @@ impl Model {
         let h = self.config.hidden_size;
         let positions: Vec<usize> = (start..start + t).collect();
         let mut x = self.embed_tokens.forward(ids); // [T, H]
+        if let Some(hc) = &self.config.hyper_connections {
+            // n copies of each token's embedding: [T, n·H].
+            x = x
+                .chunks_exact(h)
+                .flat_map(|row| row.repeat(hc.streams))
+                .collect();
+        }
         let mut selection: Option<Selection> = None;
         for (i, (block, c)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
-            self.run(|| block.forward(&mut x, &positions, c, &mut selection, mode));
+            self.run(|| block.forward(&mut x, &positions, c, &mut selection, mode, ids));
             if let Some(f) = hook.as_mut() {
                 f(i, &x);
             }
+        }
+        if let Some(head) = &self.hc_head {
+            x = self.run(|| head.forward(&x, t)); // [T, H]
         }
         let rows = match logits {
             LogitsMode::None => return Ok(Vec::new()),
