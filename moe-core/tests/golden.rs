@@ -12,11 +12,7 @@ use moe_core::{LogitsMode, Model, Session, SessionParams};
 const TOL: f32 = 1e-3;
 
 fn check_family(family: &str) {
-    check_dirs(fixture_dirs(family));
-}
-
-fn check_dirs(dirs: Vec<std::path::PathBuf>) {
-    for dir in dirs {
+    for dir in fixture_dirs(family) {
         let reference = Reference::load(&dir.join("reference.safetensors"));
         let model =
             Arc::new(Model::load(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
@@ -85,14 +81,6 @@ macro_rules! golden {
     };
 }
 
-/// DeepSeek V4 on `../shared/fixtures-frontier` (when present).
-#[test]
-fn deepseek_v4_frontier() {
-    if let Some(set) = common::frontier_fixtures() {
-        check_dirs(vec![set.join("deepseek_v4")]);
-    }
-}
-
 golden!(
     qwen3_moe,
     qwen2_moe,
@@ -108,4 +96,5 @@ golden!(
     qwen3_moe_tf5style,
     qwen3_5_moe,
     qwen3_5_moe_wrapped,
+    deepseek_v4,
 );

@@ -433,6 +433,65 @@ FAMILIES: dict[str, dict] = {
         zero_centered_norms=True,
         wrapper="qwen3_5_moe_wrapped",
     ),
+    # DeepSeek V4: every attention type (sliding only, compressed sparse with a lightning indexer,
+    # heavily compressed), hash-routed and learned MoE layers, two hyper-connection streams. The
+    # 64-token prompt closes 16 sparse windows of 4 (the indexer keeps 4 of up to 16) and 8 heavy
+    # windows of 8; decoding continues the windows across calls. The published config is in the
+    # legacy flat style (`compress_ratios`, `num_hash_layers`, `qk_rope_head_dim`, `rope_scaling` for
+    # the compressed layers' YaRN, `compress_rope_theta`).
+    "deepseek_v4": dict(
+        model_type="deepseek_v4",
+        kwargs=dict(
+            COMMON,
+            moe_intermediate_size=32,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=32,
+            q_lora_rank=48,
+            o_groups=2,
+            o_lora_rank=16,
+            sliding_window=8,
+            layer_types=[
+                "sliding_attention",
+                "compressed_sparse_attention",
+                "heavily_compressed_attention",
+                "compressed_sparse_attention",
+            ],
+            compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 8},
+            mlp_layer_types=["hash_moe", "hash_moe", "moe", "moe"],
+            n_routed_experts=8,
+            n_shared_experts=1,
+            num_experts_per_tok=2,
+            routed_scaling_factor=1.5,
+            swiglu_limit=1.0,
+            index_n_heads=4,
+            index_head_dim=16,
+            index_topk=4,
+            hc_mult=2,
+            hc_sinkhorn_iters=20,
+            partial_rotary_factor=0.25,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            rope_parameters=dict(
+                main=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.25),
+                compress=dict(
+                    rope_type="yarn",
+                    rope_theta=160000.0,
+                    partial_rotary_factor=0.25,
+                    factor=4.0,
+                    original_max_position_embeddings=32,
+                    beta_fast=32.0,
+                    beta_slow=1.0,
+                    attention_factor=1.0,
+                ),
+            ),
+        ),
+        router="sqrtsoftplus",
+        published=dict(v4_legacy=True),
+        prompt_len=64,
+        dsa=True,
+    ),
 }
 
 FAMILY_ORDER = [
@@ -448,6 +507,7 @@ FAMILY_ORDER = [
     "qwen2_moe",
     "qwen3_moe",
     "qwen3_5_moe",
+    "deepseek_v4",
 ]
 
 
@@ -483,6 +543,22 @@ def init_weights(
         noise = torch.randn(shape, generator=gen, dtype=torch.float32)
         if name.startswith("model.visual."):
             kind, val = "vision", noise * 0.02  # a tower the text engine skips
+        elif leaf == "tid2eid":
+            # DeepSeek V4 hash routing: distinct random experts per token id.
+            n_exp = model.config.n_routed_experts
+            val = torch.stack([torch.randperm(n_exp, generator=gen)[: shape[1]] for _ in range(shape[0])])
+            with torch.no_grad():
+                p.copy_(val.to(p.dtype))
+            counts["tid2eid"] = counts.get("tid2eid", 0) + 1
+            continue
+        elif leaf in ("fn", "hc_fn"):
+            kind, val = "hc_fn", noise / math.sqrt(shape[1])  # hyper-connection projections
+        elif leaf in ("base", "hc_base"):
+            kind, val = "hc_base", noise * 0.5
+        elif leaf in ("scale", "hc_scale"):
+            kind, val = "hc_scale", 1.0 + noise * NORM_WEIGHT_STD
+        elif leaf == "position_bias":
+            kind, val = "position_bias", noise * 0.5  # compressor gate bias per window slot
         elif name.endswith("embed_tokens.weight"):
             kind, val = "embedding", noise * EMBED_STD
         elif leaf == "e_score_correction_bias":
@@ -522,6 +598,8 @@ def published_config(native: dict, fam: str, spec: dict) -> dict:
     c = copy.deepcopy(native)
     c.pop("dtype", None)
     c["torch_dtype"] = "bfloat16"
+    if pub.get("v4_legacy"):
+        return v4_legacy_config(c)
     rp = dict(c.pop("rope_parameters"))
     c["rope_theta"] = rp.pop("rope_theta")
     prf = rp.pop("partial_rotary_factor", None)
@@ -541,6 +619,33 @@ def published_config(native: dict, fam: str, spec: dict) -> dict:
         c[key] = c.pop("num_local_experts")
     for k, v in pub.get("extra", {}).items():
         c[k] = v
+    return dict(sorted(c.items()))
+
+
+def v4_legacy_config(c: dict) -> dict:
+    """DeepSeek V4 in the legacy flat key style its own configs use: `compress_ratios` (0 / 4 / 128 per
+    layer) with `compress_rate_csa` / `compress_rate_hca`, `num_hash_layers`, `qk_rope_head_dim`,
+    `rope_theta` + `compress_rope_theta` and the compressed layers' YaRN as `rope_scaling`."""
+    rp = c.pop("rope_parameters")
+    main, comp = rp["main"], rp["compress"]
+    c["rope_theta"] = main["rope_theta"]
+    c["compress_rope_theta"] = comp["rope_theta"]
+    c.pop("partial_rotary_factor", None)
+    c["qk_rope_head_dim"] = int(main["partial_rotary_factor"] * c["head_dim"])
+    scaling = {k: v for k, v in comp.items() if k not in ("rope_theta", "partial_rotary_factor", "attention_factor")}
+    scaling["type"] = scaling["rope_type"]
+    c["rope_scaling"] = dict(sorted(scaling.items()))
+    marker = {"sliding_attention": 0, "compressed_sparse_attention": 4, "heavily_compressed_attention": 128}
+    c["compress_ratios"] = [marker[t] for t in c.pop("layer_types")]
+    rates = c.pop("compress_rates")
+    c["compress_rate_csa"] = rates["compressed_sparse_attention"]
+    c["compress_rate_hca"] = rates["heavily_compressed_attention"]
+    mlp = c.pop("mlp_layer_types")
+    n_hash = mlp.count("hash_moe")
+    if mlp != ["hash_moe"] * n_hash + ["moe"] * (len(mlp) - n_hash):
+        raise RuntimeError("hash layers must lead to be written as num_hash_layers")
+    c["num_hash_layers"] = n_hash
+    c["scoring_func"] = "sqrtsoftplus"
     return dict(sorted(c.items()))
 
 
@@ -627,6 +732,15 @@ class RouterMarginRecorder:
     def _hook(self, module, args):
         x = args[0].detach().float().reshape(-1, module.weight.shape[-1])
         z = x @ module.weight.detach().float().T
+        if hasattr(module, "tid2eid"):  # DeepSeek V4 hash routing: the experts are looked up
+            self._expected[id(module)] = torch.sort(module.tid2eid[args[1].reshape(-1)].long(), dim=-1).values
+            return
+        if self.scheme == "sqrtsoftplus":
+            s = torch.nn.functional.softplus(z).sqrt()
+            b = s + module.e_score_correction_bias.detach().float()
+            self.min_margin = min(self.min_margin, self._gap(b, self.k).min().item())
+            self._expected[id(module)] = torch.sort(b.topk(self.k, dim=-1).indices, dim=-1).values
+            return
         if self.scheme == "softmax":
             gaps = [self._gap(z.softmax(-1), self.k)]
         elif self.scheme == "logits":
@@ -678,7 +792,7 @@ def compute_reference(model, input_ids: torch.Tensor, n_decode: int) -> tuple[di
     T = input_ids.numel()
     out = model(input_ids[None], output_hidden_states=True, use_cache=False)
     prefill_logits = out.logits[0].float()
-    hidden_states = torch.stack([h[0].float() for h in out.hidden_states])
+    layer_states = [h[0].float() for h in out.hidden_states]
 
     # Cached path: prefill, then feed the greedy continuation one token at a time.
     cached = model(input_ids[None], use_cache=True)
@@ -708,10 +822,15 @@ def compute_reference(model, input_ids: torch.Tensor, n_decode: int) -> tuple[di
     tensors = {
         "input_ids": input_ids.to(torch.int64).contiguous(),
         "prefill_logits": prefill_logits.contiguous(),
-        "hidden_states": hidden_states.contiguous(),
         "decode_ids": decode_ids_t.contiguous(),
         "decode_logits": decode_logits_t.contiguous(),
     }
+    if len({tuple(h.shape) for h in layer_states}) == 1:
+        tensors["hidden_states"] = torch.stack(layer_states).contiguous()
+    else:
+        # DeepSeek V4: [T, hc, H] streams between layers, [T, H] after the head: one key per entry.
+        for i, h in enumerate(layer_states):
+            tensors[f"hidden_states.{i}"] = h.contiguous()
     # greedy_min_margin covers every argmax that produced a decode id (the last decode step's argmax
     # is not used, but counted too, so an engine running greedy for N+1 steps is also safe).
     meta = {

@@ -124,7 +124,7 @@ pub(super) fn parse(mut cfg: ModelConfig, raw: &Raw, spec: &FamilySpec) -> Resul
 
 /// `(main, compress)`: from `rope_parameters.{main, compress}`, or the legacy flat keys
 /// (`rope_theta` plain for `main`; `compress_rope_theta` with `rope_scaling` / a flat
-/// `rope_parameters` for `compress`, whose YaRN has no magnitude correction unless given).
+/// `rope_parameters` for `compress`, whose YaRN then has no magnitude correction unless given).
 fn ropes(raw: &Raw, max_pos: usize) -> Result<(RopeConfig, RopeConfig)> {
     let params = raw.opt_obj("rope_parameters")?;
     let nested = match &params {
@@ -134,7 +134,9 @@ fn ropes(raw: &Raw, max_pos: usize) -> Result<(RopeConfig, RopeConfig)> {
         },
         None => None,
     };
-    let one = |s: &Raw, default_theta: f64| -> Result<RopeConfig> {
+    // transformers gives the flat style's compressed YaRN no magnitude correction
+    // (`attention_factor` 1); nested sub-dictionaries are taken as written.
+    let one = |s: &Raw, default_theta: f64, flat: bool| -> Result<RopeConfig> {
         let theta = s.f64_or("rope_theta", default_theta)?;
         if theta.is_nan() || theta <= 0.0 {
             return Err(Error::InconsistentConfig(format!(
@@ -146,7 +148,9 @@ fn ropes(raw: &Raw, max_pos: usize) -> Result<(RopeConfig, RopeConfig)> {
             attention_factor, ..
         } = &mut scaling
         {
-            attention_factor.get_or_insert(1.0);
+            if flat {
+                attention_factor.get_or_insert(1.0);
+            }
         }
         Ok(RopeConfig {
             theta,
@@ -158,7 +162,7 @@ fn ropes(raw: &Raw, max_pos: usize) -> Result<(RopeConfig, RopeConfig)> {
     let main_theta = raw.f64_or("rope_theta", 10_000.0)?;
     let compress_theta = raw.f64_or("compress_rope_theta", 160_000.0)?;
     match nested {
-        Some((m, c)) => Ok((one(&m, main_theta)?, one(&c, compress_theta)?)),
+        Some((m, c)) => Ok((one(&m, main_theta, false)?, one(&c, compress_theta, false)?)),
         None => {
             let main = RopeConfig {
                 theta: main_theta,
@@ -173,7 +177,7 @@ fn ropes(raw: &Raw, max_pos: usize) -> Result<(RopeConfig, RopeConfig)> {
                 None => params,
             };
             let mut compress = match flat {
-                Some(s) => one(&s, compress_theta)?,
+                Some(s) => one(&s, compress_theta, true)?,
                 None => RopeConfig {
                     theta: compress_theta,
                     scaling: RopeScaling::Default,
