@@ -19,7 +19,9 @@ pub(crate) fn limit_of(key: &str) -> usize {
         | "num_key_value_heads"
         | "index_n_heads"
         | "linear_num_key_heads"
-        | "linear_num_value_heads" => 1 << 16,
+        | "linear_num_value_heads"
+        | "o_groups"
+        | "hc_mult" => 1 << 16,
         "linear_conv_kernel_dim" => 1 << 10,
         "num_experts"
         | "num_local_experts"
@@ -42,7 +44,8 @@ pub(crate) fn limit_of(key: &str) -> usize {
         | "v_head_dim"
         | "index_head_dim"
         | "linear_key_head_dim"
-        | "linear_value_head_dim" => 1 << 20,
+        | "linear_value_head_dim"
+        | "o_lora_rank" => 1 << 20,
         // Layer indices, strides and every other integer (positions, windows, ids): 2^40.
         _ => 1 << 40,
     }
