@@ -270,12 +270,12 @@ fn session_input_errors() {
     assert!(Session::new(model, &SessionParams::default().with_max_context(Some(0))).is_err());
 }
 
+/// An edit of a config.json object.
+type ConfigEdit = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>;
+
 #[test]
 fn hostile_new_family_configs_are_typed_errors() {
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>,
-    )> = vec![
+    let cases: Vec<(&str, ConfigEdit)> = vec![
         // Qwen3.5-MoE: a recurrent state too large to allocate, value heads not a multiple of
         // key heads, an unknown layer type.
         (
