@@ -179,14 +179,13 @@ impl Block {
         mode: SparseMode,
     ) -> Vec<f32> {
         let t = positions.len();
-        let hn = hn.to_vec();
         match (&self.self_attn, cache) {
-            (Attention::Gqa(g), LayerCache::Gqa(c)) => g.forward(&hn, positions, c),
+            (Attention::Gqa(g), LayerCache::Gqa(c)) => g.forward(hn, positions, c),
             (Attention::Mla(m), LayerCache::Mla { mla, indexer }) => {
-                m.forward(&hn, positions, mla, indexer.as_mut(), selection, mode)
+                m.forward(hn, positions, mla, indexer.as_mut(), selection, mode)
             }
-            (Attention::DeltaNet(d), LayerCache::DeltaNet(c)) => d.forward(&hn, t, c),
-            (Attention::Compressed(a), LayerCache::Compressed(c)) => a.forward(&hn, positions, c),
+            (Attention::DeltaNet(d), LayerCache::DeltaNet(c)) => d.forward(hn, t, c),
+            (Attention::Compressed(a), LayerCache::Compressed(c)) => a.forward(hn, positions, c),
             _ => unreachable!("caches are built from the blocks by Model::new_cache"),
         }
     }
