@@ -107,3 +107,60 @@ fn truncation_into_the_compressed_state_is_refused() {
     s.truncate(0).unwrap();
     assert_eq!(s.kv_cache_bytes(), 0);
 }
+
+#[test]
+fn deepseeks_own_tensor_layout_loads_the_same() {
+    // DeepSeek's checkpoints keep the decoder at the root: `embed.weight`, `layers.N.…`,
+    // `norm.weight`, `hc_head_fn` / `_base` / `_scale` (transformers puts them under `model.`).
+    let tmp = tempfile::tempdir().unwrap();
+    let src = own_fixtures().join("deepseek_v4");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
+    }
+    let file = tmp.path().join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let rename = |k: &str| -> String {
+        match k {
+            "model.embed_tokens.weight" => "embed.weight".into(),
+            "model.norm.weight" => "norm.weight".into(),
+            _ if k.starts_with("model.hc_head.hc_") => k.replace("model.hc_head.hc_", "hc_head_"),
+            _ => k.replacen("model.layers.", "layers.", 1),
+        }
+    };
+    let renamed: serde_json::Map<_, _> = header
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "__metadata__" {
+                (k, v)
+            } else {
+                (rename(&k), v)
+            }
+        })
+        .collect();
+    assert!(
+        renamed.contains_key("hc_head_fn") && renamed.contains_key("layers.0.attn.wq_a.weight")
+    );
+    let mut h = serde_json::to_vec(&renamed).unwrap();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(&file, out).unwrap();
+
+    let (_, r) = load();
+    let model = Arc::new(Model::load(tmp.path()).unwrap());
+    let mut s = Session::new(model, &SessionParams::default()).unwrap();
+    let got = s.prefill(&r.ids["input_ids"], LogitsMode::All).unwrap();
+    assert!(max_abs_diff(&got, &r.f32("prefill_logits").1) < 1e-3);
+    // Every tensor counts as the text model's in both layouts.
+    let est = |dir: &std::path::Path| Model::estimate_memory(dir, None).unwrap().weight_bytes;
+    let all = std::fs::metadata(&file).unwrap().len() as usize - 8 - h.len();
+    assert_eq!(est(tmp.path()), all);
+    assert_eq!(est(&src), all);
+}

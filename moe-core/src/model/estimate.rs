@@ -131,7 +131,21 @@ fn used_by_text_model(config: &ModelConfig, name: &str) -> bool {
     {
         return true;
     }
-    let Some(rest) = name.strip_prefix(config.body_prefix.as_str()) else {
+    // DeepSeek V4's own checkpoints keep the decoder at the root (`embed.weight`, `layers.N`,
+    // `norm.weight`, `hc_head_*`; `mtp.*` is not part of it), and its lm_head is `head`.
+    let own_v4 = config.hyper_connections.is_some()
+        && ["embed.", "norm.", "hc_head_", "head."]
+            .iter()
+            .any(|p| name.starts_with(p));
+    if own_v4 {
+        return true;
+    }
+    let body = match name.strip_prefix(config.body_prefix.as_str()) {
+        Some(rest) => Some(rest),
+        None if config.hyper_connections.is_some() && name.starts_with("layers.") => Some(name),
+        None => None,
+    };
+    let Some(rest) = body else {
         return false;
     };
     match rest.strip_prefix("layers.") {

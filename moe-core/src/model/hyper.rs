@@ -147,18 +147,21 @@ pub(crate) struct HyperHead {
 }
 
 impl HyperHead {
+    /// Loads `{prefix}fn`, `{prefix}base`, `{prefix}scale` (`hc_head.hc_*` as transformers names
+    /// them, or `hc_head_*` at the root of DeepSeek's own checkpoints).
     pub(crate) fn load(
         src: &WeightSource,
+        prefix: &str,
         n: usize,
         hidden: usize,
         eps: f32,
         norm_eps: f32,
     ) -> Result<Self> {
-        let w = src.get("hc_fn", &[n, n * hidden])?;
+        let w = src.get(&format!("{prefix}fn"), &[n, n * hidden])?;
         Ok(HyperHead {
             proj: Linear::from_tensor(w, Orientation::OutIn, None),
-            base: src.get_f32("hc_base", &[n])?,
-            scale: src.get_f32("hc_scale", &[1])?[0],
+            base: src.get_f32(&format!("{prefix}base"), &[n])?,
+            scale: src.get_f32(&format!("{prefix}scale"), &[1])?[0],
             n,
             eps,
             norm_eps,

@@ -134,8 +134,18 @@ impl Model {
         };
         let src = scoped(&config.body_prefix);
         let root = scoped(&config.weight_prefix);
+        // DeepSeek V4's own checkpoints keep the decoder at the root (`embed.weight`, `layers.N`,
+        // `norm.weight`, `hc_head_fn`); transformers' names put it under `model.`.
+        let own_v4_layout = config.hyper_connections.is_some()
+            && !src.contains("embed_tokens.weight")
+            && root.contains("embed.weight");
+        let (src, embed_name) = if own_v4_layout {
+            (root.clone(), "embed")
+        } else {
+            (src, "embed_tokens")
+        };
         let (v, h) = (config.vocab_size, config.hidden_size);
-        let embed_tokens = Embedding::load(&src, "embed_tokens", v, h)?;
+        let embed_tokens = Embedding::load(&src, embed_name, v, h)?;
         let names = config.family.spec().ffn_names;
         let n = config.num_layers;
         let mut layers = Vec::with_capacity(n);
@@ -154,7 +164,12 @@ impl Model {
         )?;
         let hc_head = match &config.hyper_connections {
             Some(hc) => Some(hyper::HyperHead::load(
-                &src.pp("hc_head"),
+                &if own_v4_layout {
+                    src.clone()
+                } else {
+                    src.pp("hc_head")
+                },
+                if own_v4_layout { "hc_head_" } else { "hc_" },
                 hc.streams,
                 h,
                 hc.eps,
