@@ -40,6 +40,34 @@ pub fn fill_mla_cache(cache: &mut ModelCache, n: usize, value: &mut dyn FnMut() 
     }
 }
 
+/// Gives every DeepSeek V4 layer's cache the state `n` tokens leave, drawn from `value`: the window's
+/// last `W − 1` rows, one compressed entry (and indexer key) per closed window, the open window's tail
+/// and the overlap halves of compressed sparse layers.
+pub fn fill_compressed_cache(cache: &mut ModelCache, n: usize, value: &mut dyn FnMut() -> f32) {
+    let mut rows =
+        |count: usize, width: usize| -> Vec<f32> { (0..count * width).map(|_| value()).collect() };
+    for layer in &mut cache.layers {
+        if let LayerCache::Compressed(c) = layer {
+            KvCache::clear(c.as_mut());
+            let keep = c.sliding_window.saturating_sub(1).min(n);
+            let d = c.window.width();
+            c.window.start_at(n - keep);
+            c.window.append(&rows(keep, d));
+            let (rate, overlap) = (c.rate.max(1), c.indexer.is_some());
+            for state in [&mut c.compressor, &mut c.indexer].into_iter().flatten() {
+                let dim = state.entries.width();
+                let width = if overlap { 2 * dim } else { dim };
+                state.entries.append(&rows(n / rate, dim));
+                state.tail_kv = rows(n % rate, width);
+                state.tail_gate = rows(n % rate, width);
+                if overlap && n >= rate {
+                    state.overlap = Some((rows(rate, dim), rows(rate, dim)));
+                }
+            }
+        }
+    }
+}
+
 /// One raw forward of `ids` at positions `start..` over `cache` (the checks of `Model::forward`,
 /// none of a session's).
 pub fn forward(
@@ -87,6 +115,8 @@ pub fn o_proj_storage(model: &Model, layer: usize) -> Option<(usize, bool, bool)
     let o = match &model.layers.get(layer)?.self_attn {
         Attention::Gqa(g) => &g.o_proj,
         Attention::Mla(m) => &m.o_proj,
+        Attention::DeltaNet(d) => &d.out_proj,
+        Attention::Compressed(c) => &c.wo_b,
     };
     Some((o.weight_bytes(), o.is_packed(), o.weight.is_mapped()))
 }
@@ -122,6 +152,7 @@ pub fn set_attention_thresholds(
                     m.expand_min_tokens = n;
                 }
             }
+            Attention::DeltaNet(_) | Attention::Compressed(_) => {}
         }
     }
 }

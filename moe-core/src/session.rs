@@ -61,6 +61,7 @@ impl Session {
         let per_token = model.kv_cache_bytes_per_token();
         if max_context
             .checked_mul(per_token)
+            .and_then(|b| b.checked_add(model.kv_cache_fixed_bytes()))
             .is_none_or(|b| b > isize::MAX as usize)
         {
             return Err(Error::InvalidArgument(format!(

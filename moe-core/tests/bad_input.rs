@@ -269,3 +269,92 @@ fn session_input_errors() {
     assert!(matches!(s.decode(9), Err(Error::ContextFull { .. })));
     assert!(Session::new(model, &SessionParams::default().with_max_context(Some(0))).is_err());
 }
+
+/// An edit of a config.json object.
+type ConfigEdit = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>;
+
+#[test]
+fn hostile_new_family_configs_are_typed_errors() {
+    let cases: Vec<(&str, ConfigEdit)> = vec![
+        // Qwen3.5-MoE: a recurrent state too large to allocate, value heads not a multiple of
+        // key heads, an unknown layer type.
+        (
+            "qwen3_5_moe",
+            Box::new(|c| {
+                c.insert("linear_key_head_dim".into(), (1u64 << 20).into());
+                c.insert("linear_value_head_dim".into(), (1u64 << 20).into());
+            }),
+        ),
+        (
+            "qwen3_5_moe",
+            Box::new(|c| {
+                c.insert("linear_num_value_heads".into(), 3.into());
+            }),
+        ),
+        (
+            "qwen3_5_moe",
+            Box::new(|c| {
+                c.insert(
+                    "layer_types".into(),
+                    serde_json::json!(["mamba", "mamba", "mamba", "mamba"]),
+                );
+            }),
+        ),
+        // DeepSeek V4: sizes past their limits, an odd rope dim, a bad compress ratio, no streams,
+        // an unsupported scoring function.
+        (
+            "deepseek_v4",
+            Box::new(|c| {
+                c.insert("o_lora_rank".into(), (1u64 << 40).into());
+                c.insert("o_groups".into(), (1u64 << 40).into());
+            }),
+        ),
+        (
+            "deepseek_v4",
+            Box::new(|c| {
+                c.insert("qk_rope_head_dim".into(), 7.into());
+            }),
+        ),
+        (
+            "deepseek_v4",
+            Box::new(|c| {
+                c.insert("compress_ratios".into(), serde_json::json!([0, 4, 5, 4]));
+            }),
+        ),
+        (
+            "deepseek_v4",
+            Box::new(|c| {
+                c.insert("hc_mult".into(), 0.into());
+            }),
+        ),
+        (
+            "deepseek_v4",
+            Box::new(|c| {
+                c.insert("scoring_func".into(), "softmax".into());
+            }),
+        ),
+    ];
+    for (i, (family, edit)) in cases.iter().enumerate() {
+        let (_t, dir) = copy_fixture(family);
+        edit_config(&dir, |c| edit(c));
+        let e = load_err(&dir);
+        assert!(
+            matches!(e, Error::Config { .. } | Error::InconsistentConfig(_)),
+            "case {i} ({family}): {e}"
+        );
+    }
+    // A tid2eid naming an expert that does not exist.
+    let (_t, dir) = copy_fixture("deepseek_v4");
+    let file = dir.join("model.safetensors");
+    let bytes = fs::read(&file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let off = header["model.layers.0.ffn.gate.tid2eid"]["data_offsets"][0]
+        .as_u64()
+        .unwrap() as usize;
+    let mut bytes = bytes;
+    bytes[8 + n + off..8 + n + off + 8].copy_from_slice(&99i64.to_le_bytes());
+    fs::write(&file, bytes).unwrap();
+    let e = load_err(&dir);
+    assert!(e.to_string().contains("tid2eid"), "{e}");
+}

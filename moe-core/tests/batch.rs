@@ -156,6 +156,7 @@ batched!(
     deepseek_v2,
     deepseek_v3,
     deepseek_v32,
+    deepseek_v4,
     glm4_moe,
     glm_moe_dsa,
     gpt_oss,
@@ -165,6 +166,8 @@ batched!(
     qwen2_moe,
     qwen3_moe,
     qwen3_moe_tf5style,
+    qwen3_5_moe,
+    qwen3_5_moe_wrapped,
 );
 
 #[test]

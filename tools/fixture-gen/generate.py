@@ -402,6 +402,96 @@ FAMILIES: dict[str, dict] = {
         published=dict(experts_key="num_experts"),
         tf5style="qwen3_moe_tf5style",
     ),
+    # Qwen3.5-MoE: gated DeltaNet linear attention interleaved with gated full attention. The prompt
+    # (80 tokens) crosses the 64-token chunks of transformers' chunked delta rule; both layer types
+    # alternate; key and value head dims differ (16 vs 8) so a transposed recurrent state shows.
+    "qwen3_5_moe": dict(
+        model_type="qwen3_5_moe_text",
+        kwargs=dict(
+            COMMON,
+            moe_intermediate_size=32,
+            shared_expert_intermediate_size=48,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=32,
+            linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            linear_key_head_dim=16,
+            linear_value_head_dim=8,
+            linear_conv_kernel_dim=4,
+            layer_types=["linear_attention", "full_attention"] * 2,
+            num_experts=8,
+            num_experts_per_tok=2,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.25),
+        ),
+        router="softmax",
+        published=dict(experts_key="num_experts"),
+        prompt_len=80,
+        zero_centered_norms=True,
+        wrapper="qwen3_5_moe_wrapped",
+    ),
+    # DeepSeek V4: every attention type (sliding only, compressed sparse with a lightning indexer,
+    # heavily compressed), hash-routed and learned MoE layers, two hyper-connection streams. The
+    # 64-token prompt closes 16 sparse windows of 4 (the indexer keeps 4 of up to 16) and 8 heavy
+    # windows of 8; decoding continues the windows across calls. The published config is in the
+    # legacy flat style (`compress_ratios`, `num_hash_layers`, `qk_rope_head_dim`, `rope_scaling` for
+    # the compressed layers' YaRN, `compress_rope_theta`).
+    "deepseek_v4": dict(
+        model_type="deepseek_v4",
+        kwargs=dict(
+            COMMON,
+            moe_intermediate_size=32,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=32,
+            q_lora_rank=48,
+            o_groups=2,
+            o_lora_rank=16,
+            sliding_window=8,
+            layer_types=[
+                "sliding_attention",
+                "compressed_sparse_attention",
+                "heavily_compressed_attention",
+                "compressed_sparse_attention",
+            ],
+            compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 8},
+            mlp_layer_types=["hash_moe", "hash_moe", "moe", "moe"],
+            n_routed_experts=8,
+            n_shared_experts=1,
+            num_experts_per_tok=2,
+            routed_scaling_factor=1.5,
+            swiglu_limit=1.0,
+            index_n_heads=4,
+            index_head_dim=16,
+            index_topk=4,
+            hc_mult=2,
+            hc_sinkhorn_iters=20,
+            partial_rotary_factor=0.25,
+            max_position_embeddings=256,
+            rms_norm_eps=1e-6,
+            rope_parameters=dict(
+                main=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.25),
+                compress=dict(
+                    rope_type="yarn",
+                    rope_theta=160000.0,
+                    partial_rotary_factor=0.25,
+                    factor=4.0,
+                    original_max_position_embeddings=32,
+                    beta_fast=32.0,
+                    beta_slow=1.0,
+                    attention_factor=1.0,
+                ),
+            ),
+        ),
+        router="sqrtsoftplus",
+        published=dict(v4_legacy=True),
+        prompt_len=64,
+        dsa=True,
+    ),
 }
 
 FAMILY_ORDER = [
@@ -416,6 +506,8 @@ FAMILY_ORDER = [
     "mixtral",
     "qwen2_moe",
     "qwen3_moe",
+    "qwen3_5_moe",
+    "deepseek_v4",
 ]
 
 
@@ -434,10 +526,14 @@ def checkpoint_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def init_weights(model: torch.nn.Module, gen: torch.Generator, fused_in_out: bool) -> dict[str, int]:
+def init_weights(
+    model: torch.nn.Module, gen: torch.Generator, fused_in_out: bool, zero_centered_norms: bool = False
+) -> dict[str, int]:
     """Overwrite every parameter and persistent buffer deterministically, visiting them in sorted-name order.
 
-    (`e_score_correction_bias` is a persistent buffer in several families, not a parameter.)"""
+    (`e_score_correction_bias` is a persistent buffer in several families, not a parameter.)
+    `zero_centered_norms`: the model's RMSNorms compute `x * (1 + w)` (Qwen3.5), so their weights are drawn
+    around 0 instead of 1 (the gated norm of the linear attention, `linear_attn.norm`, is a plain one)."""
     counts: dict[str, int] = {}
     params = checkpoint_tensors(model)
     for name in sorted(params):
@@ -445,7 +541,25 @@ def init_weights(model: torch.nn.Module, gen: torch.Generator, fused_in_out: boo
         shape = tuple(p.shape)
         leaf = name.rsplit(".", 1)[-1]
         noise = torch.randn(shape, generator=gen, dtype=torch.float32)
-        if name.endswith("embed_tokens.weight"):
+        if name.startswith("model.visual."):
+            kind, val = "vision", noise * 0.02  # a tower the text engine skips
+        elif leaf == "tid2eid":
+            # DeepSeek V4 hash routing: distinct random experts per token id.
+            n_exp = model.config.n_routed_experts
+            val = torch.stack([torch.randperm(n_exp, generator=gen)[: shape[1]] for _ in range(shape[0])])
+            with torch.no_grad():
+                p.copy_(val.to(p.dtype))
+            counts["tid2eid"] = counts.get("tid2eid", 0) + 1
+            continue
+        elif leaf in ("fn", "hc_fn"):
+            kind, val = "hc_fn", noise / math.sqrt(shape[1])  # hyper-connection projections
+        elif leaf in ("base", "hc_base"):
+            kind, val = "hc_base", noise * 0.5
+        elif leaf in ("scale", "hc_scale"):
+            kind, val = "hc_scale", 1.0 + noise * NORM_WEIGHT_STD
+        elif leaf == "position_bias":
+            kind, val = "position_bias", noise * 0.5  # compressor gate bias per window slot
+        elif name.endswith("embed_tokens.weight"):
             kind, val = "embedding", noise * EMBED_STD
         elif leaf == "e_score_correction_bias":
             kind, val = "score_bias", noise * SCORE_BIAS_STD
@@ -453,8 +567,15 @@ def init_weights(model: torch.nn.Module, gen: torch.Generator, fused_in_out: boo
             kind, val = "sinks", noise * SINK_STD
         elif leaf == "bias" or leaf.endswith("_bias"):
             kind, val = "bias", noise * BIAS_STD
+        elif leaf == "A_log":
+            kind, val = "a_log", 0.5 * noise  # decay rate exp(A_log) around 1
         elif "norm" in name and leaf == "weight" and len(shape) == 1:
-            kind, val = "norm", 1.0 + noise * NORM_WEIGHT_STD
+            if zero_centered_norms and not name.endswith("linear_attn.norm.weight"):
+                kind, val = "norm_zero_centered", noise * NORM_WEIGHT_STD
+            else:
+                kind, val = "norm", 1.0 + noise * NORM_WEIGHT_STD
+        elif leaf == "weight" and len(shape) == 3 and shape[1] == 1:
+            kind, val = "conv", noise / math.sqrt(shape[2])  # depthwise conv1d [C, 1, K]
         elif leaf == "weight" and len(shape) == 2:
             kind, val = "linear", noise / math.sqrt(shape[1])  # nn.Linear weight [out, in]
         elif len(shape) == 3 and leaf in ("gate_up_proj", "down_proj"):
@@ -477,6 +598,8 @@ def published_config(native: dict, fam: str, spec: dict) -> dict:
     c = copy.deepcopy(native)
     c.pop("dtype", None)
     c["torch_dtype"] = "bfloat16"
+    if pub.get("v4_legacy"):
+        return v4_legacy_config(c)
     rp = dict(c.pop("rope_parameters"))
     c["rope_theta"] = rp.pop("rope_theta")
     prf = rp.pop("partial_rotary_factor", None)
@@ -496,6 +619,33 @@ def published_config(native: dict, fam: str, spec: dict) -> dict:
         c[key] = c.pop("num_local_experts")
     for k, v in pub.get("extra", {}).items():
         c[k] = v
+    return dict(sorted(c.items()))
+
+
+def v4_legacy_config(c: dict) -> dict:
+    """DeepSeek V4 in the legacy flat key style its own configs use: `compress_ratios` (0 / 4 / 128 per
+    layer) with `compress_rate_csa` / `compress_rate_hca`, `num_hash_layers`, `qk_rope_head_dim`,
+    `rope_theta` + `compress_rope_theta` and the compressed layers' YaRN as `rope_scaling`."""
+    rp = c.pop("rope_parameters")
+    main, comp = rp["main"], rp["compress"]
+    c["rope_theta"] = main["rope_theta"]
+    c["compress_rope_theta"] = comp["rope_theta"]
+    c.pop("partial_rotary_factor", None)
+    c["qk_rope_head_dim"] = int(main["partial_rotary_factor"] * c["head_dim"])
+    scaling = {k: v for k, v in comp.items() if k not in ("rope_theta", "partial_rotary_factor", "attention_factor")}
+    scaling["type"] = scaling["rope_type"]
+    c["rope_scaling"] = dict(sorted(scaling.items()))
+    marker = {"sliding_attention": 0, "compressed_sparse_attention": 4, "heavily_compressed_attention": 128}
+    c["compress_ratios"] = [marker[t] for t in c.pop("layer_types")]
+    rates = c.pop("compress_rates")
+    c["compress_rate_csa"] = rates["compressed_sparse_attention"]
+    c["compress_rate_hca"] = rates["heavily_compressed_attention"]
+    mlp = c.pop("mlp_layer_types")
+    n_hash = mlp.count("hash_moe")
+    if mlp != ["hash_moe"] * n_hash + ["moe"] * (len(mlp) - n_hash):
+        raise RuntimeError("hash layers must lead to be written as num_hash_layers")
+    c["num_hash_layers"] = n_hash
+    c["scoring_func"] = "sqrtsoftplus"
     return dict(sorted(c.items()))
 
 
@@ -582,6 +732,15 @@ class RouterMarginRecorder:
     def _hook(self, module, args):
         x = args[0].detach().float().reshape(-1, module.weight.shape[-1])
         z = x @ module.weight.detach().float().T
+        if hasattr(module, "tid2eid"):  # DeepSeek V4 hash routing: the experts are looked up
+            self._expected[id(module)] = torch.sort(module.tid2eid[args[1].reshape(-1)].long(), dim=-1).values
+            return
+        if self.scheme == "sqrtsoftplus":
+            s = torch.nn.functional.softplus(z).sqrt()
+            b = s + module.e_score_correction_bias.detach().float()
+            self.min_margin = min(self.min_margin, self._gap(b, self.k).min().item())
+            self._expected[id(module)] = torch.sort(b.topk(self.k, dim=-1).indices, dim=-1).values
+            return
         if self.scheme == "softmax":
             gaps = [self._gap(z.softmax(-1), self.k)]
         elif self.scheme == "logits":
@@ -633,7 +792,7 @@ def compute_reference(model, input_ids: torch.Tensor, n_decode: int) -> tuple[di
     T = input_ids.numel()
     out = model(input_ids[None], output_hidden_states=True, use_cache=False)
     prefill_logits = out.logits[0].float()
-    hidden_states = torch.stack([h[0].float() for h in out.hidden_states])
+    layer_states = [h[0].float() for h in out.hidden_states]
 
     # Cached path: prefill, then feed the greedy continuation one token at a time.
     cached = model(input_ids[None], use_cache=True)
@@ -663,10 +822,15 @@ def compute_reference(model, input_ids: torch.Tensor, n_decode: int) -> tuple[di
     tensors = {
         "input_ids": input_ids.to(torch.int64).contiguous(),
         "prefill_logits": prefill_logits.contiguous(),
-        "hidden_states": hidden_states.contiguous(),
         "decode_ids": decode_ids_t.contiguous(),
         "decode_logits": decode_logits_t.contiguous(),
     }
+    if len({tuple(h.shape) for h in layer_states}) == 1:
+        tensors["hidden_states"] = torch.stack(layer_states).contiguous()
+    else:
+        # DeepSeek V4: [T, hc, H] streams between layers, [T, H] after the head: one key per entry.
+        for i, h in enumerate(layer_states):
+            tensors[f"hidden_states.{i}"] = h.contiguous()
     # greedy_min_margin covers every argmax that produced a decode id (the last decode step's argmax
     # is not used, but counted too, so an engine running greedy for N+1 steps is also safe).
     meta = {
@@ -690,11 +854,14 @@ def build_and_save(fam: str, spec: dict, seed: int, out_dir: Path):
     Returns the config, the bf16-rounded parameters (as f32), the prompt and the init statistics."""
     gen = torch.Generator().manual_seed(seed)
     vocab = spec["kwargs"]["vocab_size"]
-    prompt = torch.randint(0, vocab, (PROMPT_LEN,), generator=gen, dtype=torch.int64)
+    prompt_len = spec.get("prompt_len", PROMPT_LEN)
+    prompt = torch.randint(0, vocab, (prompt_len,), generator=gen, dtype=torch.int64)
     torch.manual_seed(seed)
-    config = AutoConfig.for_model(fam, **copy.deepcopy(spec["kwargs"]))
+    config = AutoConfig.for_model(spec.get("model_type", fam), **copy.deepcopy(spec["kwargs"]))
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    counts = init_weights(model, gen, spec.get("fused_in_out", False))
+    counts = init_weights(
+        model, gen, spec.get("fused_in_out", False), spec.get("zero_centered_norms", False)
+    )
     model = model.to(torch.bfloat16).eval()
     save_kwargs = {}
     if "shard" in spec:
@@ -781,7 +948,7 @@ def generate_family(fam: str, out_root: Path, log) -> None:
                 "seed": seed,
                 "transformers": transformers.__version__,
                 "torch": torch.__version__,
-                "prompt_len": PROMPT_LEN,
+                "prompt_len": int(prompt.numel()),
                 "decode_len": DECODE_LEN,
                 "logit_scale": meta["logit_scale"],
                 "cache_vs_full_max_abs_diff": meta["cache_vs_full_max_abs_diff"],
@@ -803,6 +970,8 @@ def generate_family(fam: str, out_root: Path, log) -> None:
 
             if spec.get("tf5style"):
                 write_tf5style(fam, spec, native, dest, out_root / spec["tf5style"], tensors, info, log)
+            if spec.get("wrapper"):
+                write_wrapper(fam, native, weights, seed, out_root / spec["wrapper"], tensors, info, log)
             return
     raise RuntimeError(f"{fam}: no acceptable seed in {MAX_RESEEDS} attempts")
 
@@ -833,6 +1002,85 @@ def write_tf5style(fam, spec, native, src: Path, dest: Path, tensors, info, log)
     (dest / "reference.json").write_text(json.dumps(info2, indent=2) + "\n")
     make_readable(dest)
     log(f"  {dest.name}: written (same weights as {fam}, transformers-5 config keys)")
+
+
+def write_wrapper(fam, native, weights, seed, dest: Path, tensors, info, log):
+    """The same text model inside the published multimodal wrapper (Qwen3.5-MoE): `model_type: qwen3_5_moe`
+    with the text config under `text_config` (transformers-5 keys, `rope_parameters` with the multimodal
+    `mrope_section`, and no `layer_types`: they follow from `full_attention_interval`), weights under
+    `model.language_model.`, `lm_head` at the root, and a tiny random vision tower (`model.visual.`) that a
+    text engine skips. The reference is recomputed through the wrapper class and must equal the text
+    model's."""
+    from transformers.models.qwen3_5_moe import Qwen3_5MoeConfig, Qwen3_5MoeForConditionalGeneration
+
+    text = {k: v for k, v in native.items() if k not in ("architectures", "dtype", "transformers_version")}
+    types = text.pop("layer_types")
+    interval = types.index("full_attention") + 1
+    if types != ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(len(types))]:
+        raise RuntimeError(f"{fam}: layer_types do not follow one full_attention_interval")
+    text["full_attention_interval"] = interval
+    rotary_half = int(text["head_dim"] * text["rope_parameters"]["partial_rotary_factor"]) // 2
+    text["rope_parameters"] = dict(
+        text["rope_parameters"],
+        mrope_section=[rotary_half - 2 * (rotary_half // 4), rotary_half // 4, rotary_half // 4],
+        mrope_interleaved=True,
+    )
+    vision = dict(
+        depth=1,
+        hidden_size=16,
+        intermediate_size=32,
+        num_heads=2,
+        out_hidden_size=text["hidden_size"],
+        num_position_embeddings=16,
+        patch_size=4,
+        temporal_patch_size=2,
+        spatial_merge_size=2,
+    )
+    torch.manual_seed(seed)
+    cfg = Qwen3_5MoeConfig(text_config=copy.deepcopy(text), vision_config=vision)
+    model = Qwen3_5MoeForConditionalGeneration(cfg).to(torch.float32)
+    gen = torch.Generator().manual_seed(seed + 7)
+    wrapped = {}
+    for name, p in checkpoint_tensors(model).items():
+        if name.startswith("model.language_model."):
+            wrapped[name] = weights["model." + name[len("model.language_model.") :]]
+        elif name == "lm_head.weight":
+            wrapped[name] = weights[name]
+        elif not name.startswith("model.visual."):
+            raise RuntimeError(f"{fam}: unexpected wrapper tensor {name}")
+    if len(wrapped) != len(weights):
+        raise RuntimeError(f"{fam}: the wrapper does not hold every text tensor")
+    init_weights_vision = {k: v for k, v in checkpoint_tensors(model).items() if k.startswith("model.visual.")}
+    with torch.no_grad():
+        for name in sorted(init_weights_vision):
+            p = init_weights_vision[name]
+            p.copy_(torch.randn(tuple(p.shape), generator=gen) * 0.02)
+        for name, v in wrapped.items():
+            checkpoint_tensors(model)[name].copy_(v)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    model.to(torch.bfloat16).save_pretrained(str(dest))
+    written = json.loads((dest / "config.json").read_text())
+    written["text_config"].pop("layer_types", None)
+    written["text_config"]["full_attention_interval"] = interval
+    (dest / "config.json").write_text(json.dumps(written, indent=2, sort_keys=True) + "\n")
+    ref = Qwen3_5MoeForConditionalGeneration.from_pretrained(str(dest), dtype=torch.float32).eval()
+    t2, meta2 = compute_reference(ref, tensors["input_ids"], DECODE_LEN)
+    for k in tensors:
+        diff = (t2[k].float() - tensors[k].float()).abs().max().item()
+        if diff > 1e-5:
+            raise RuntimeError(f"{dest.name}: {k} differs from {fam} by {diff}")
+    save_file(t2, str(dest / "reference.safetensors"))
+    info2 = dict(info, family=dest.name, config_style="published multimodal wrapper (text_config)")
+    info2.update(
+        logit_scale=meta2["logit_scale"],
+        cache_vs_full_max_abs_diff=meta2["cache_vs_full_max_abs_diff"],
+        greedy_min_margin=meta2["greedy_min_margin"],
+    )
+    (dest / "reference.json").write_text(json.dumps(info2, indent=2) + "\n")
+    make_readable(dest)
+    log(f"  {dest.name}: written (same text weights as {fam}, wrapper config and names, vision tower)")
 
 
 def make_readable(folder: Path):

@@ -23,6 +23,8 @@ pub(crate) struct Gqa {
     pub k_norm: Option<RmsNorm>,
     /// Per-head sink logits `[nh]` (gpt-oss).
     pub sinks: Option<Vec<f32>>,
+    /// `q_proj` yields `[query | gate]` per head; the output is gated by `sigmoid(gate)` (Qwen3.5).
+    output_gate: bool,
     qk_norm: QkNorm,
     rope: Option<Rope>,
     mask: AttentionMask,
@@ -43,6 +45,9 @@ const KEY_BLOCK: usize = 256;
 /// Query rows (tokens × heads of one KV group) per task of the tiled attention.
 const QUERY_ROWS: usize = 128;
 
+/// `(q, k, v, output gate)` of [`Gqa::project`].
+pub(crate) type Projected = (Vec<f32>, Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+
 impl Gqa {
     /// Loads `self_attn.*` of one layer.
     pub(crate) fn load(
@@ -52,12 +57,13 @@ impl Gqa {
         rope: &RopeConfig,
         hidden: usize,
         eps: f32,
+        norm_offset: f32,
     ) -> Result<Self> {
         let (nh, nkv, d) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         let (q_norm, k_norm) = match cfg.qk_norm {
             QkNorm::PerHead => (
-                Some(RmsNorm::load(src, "q_norm", d, eps)?),
-                Some(RmsNorm::load(src, "k_norm", d, eps)?),
+                Some(RmsNorm::load_offset(src, "q_norm", d, eps, norm_offset)?),
+                Some(RmsNorm::load_offset(src, "k_norm", d, eps, norm_offset)?),
             ),
             QkNorm::WholeProjection => (
                 Some(RmsNorm::load(src, "q_norm", nh * d, eps)?),
@@ -66,7 +72,13 @@ impl Gqa {
             QkNorm::None | QkNorm::L2 => (None, None),
         };
         Ok(Gqa {
-            q_proj: Linear::load(src, "q_proj", hidden, nh * d, cfg.qkv_bias)?,
+            q_proj: Linear::load(
+                src,
+                "q_proj",
+                hidden,
+                nh * d * if cfg.output_gate { 2 } else { 1 },
+                cfg.qkv_bias,
+            )?,
             k_proj: Linear::load(src, "k_proj", hidden, nkv * d, cfg.qkv_bias)?,
             v_proj: Linear::load(src, "v_proj", hidden, nkv * d, cfg.qkv_bias)?,
             o_proj: Linear::load(src, "o_proj", nh * d, hidden, cfg.o_bias)?,
@@ -77,6 +89,7 @@ impl Gqa {
             } else {
                 None
             },
+            output_gate: cfg.output_gate,
             qk_norm: cfg.qk_norm,
             rope: layer
                 .use_rope
@@ -98,18 +111,32 @@ impl Gqa {
 
     /// `out[T, H]` for `x[T, H]` (already normed) at absolute `positions`; appends to `cache`.
     pub(crate) fn forward(&self, x: &[f32], positions: &[usize], cache: &mut GqaCache) -> Vec<f32> {
-        let (q, k, v) = self.project(x, positions);
+        let (q, k, v, gate) = self.project(x, positions);
         let attn = self.attend(&q, &k, &v, positions, cache);
-        self.o_proj.forward(&attn, positions.len())
+        self.output(attn, gate.as_deref(), positions.len())
     }
 
     /// The row-wise half of [`forward`](Self::forward): `q[T, nh·d]`, `k[T, nkv·d]`, `v[T, nkv·d]`
-    /// for `x[T, H]` at `positions` (projections, q/k norms, RoPE, temperature tuning). Rows are
-    /// independent, so the rows of several sequences go through as one product (batched decode).
-    pub(crate) fn project(&self, x: &[f32], positions: &[usize]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    /// for `x[T, H]` at `positions` (projections, q/k norms, RoPE, temperature tuning), and the
+    /// output gate `[T, nh·d]` where the layer has one. Rows are independent, so the rows of several
+    /// sequences go through as one product (batched decode).
+    pub(crate) fn project(&self, x: &[f32], positions: &[usize]) -> Projected {
         let t = positions.len();
         let (nh, nkv, d) = (self.nh, self.nkv, self.d);
-        let mut q = self.q_proj.forward(x, t); // [T, nh*d]
+        let mut q = self.q_proj.forward(x, t); // [T, nh*d], or [T, nh, 2d] with the output gate
+        let gate = if self.output_gate {
+            // Per head [query | gate]: split into q [T, nh*d] and gate [T, nh*d].
+            let mut qs = Vec::with_capacity(t * nh * d);
+            let mut gs = Vec::with_capacity(t * nh * d);
+            for head in q.chunks_exact(2 * d) {
+                qs.extend_from_slice(&head[..d]);
+                gs.extend_from_slice(&head[d..]);
+            }
+            q = qs;
+            Some(gs)
+        } else {
+            None
+        };
         let mut k = self.k_proj.forward(x, t); // [T, nkv*d]
         let v = self.v_proj.forward(x, t); // [T, nkv*d]
 
@@ -134,7 +161,7 @@ impl Gqa {
                 row.iter_mut().for_each(|v| *v *= s);
             }
         }
-        (q, k, v)
+        (q, k, v, gate)
     }
 
     /// The per-sequence half of [`forward`](Self::forward): appends `k`, `v` to `cache` and returns
@@ -177,6 +204,16 @@ impl Gqa {
         });
         cache.evict();
         attn
+    }
+
+    /// `o_proj(attn ⊙ sigmoid(gate))` for `attn[T, nh·d]`, or `o_proj(attn)` without an output gate.
+    pub(crate) fn output(&self, mut attn: Vec<f32>, gate: Option<&[f32]>, t: usize) -> Vec<f32> {
+        if let Some(g) = gate {
+            for (a, g) in attn.iter_mut().zip(g) {
+                *a *= kernels::sigmoid(*g);
+            }
+        }
+        self.o_proj.forward(&attn, t)
     }
 
     /// First key position a query at `p` may see under this layer's mask.

@@ -1,10 +1,15 @@
-//! The three attention strategies: GQA, MLA, and MLA with the DSA indexer.
+//! The attention strategies: GQA, MLA, MLA with the DSA indexer, and gated DeltaNet linear
+//! attention.
 
+mod compressed;
+mod deltanet;
 mod gqa;
 mod indexer;
 mod mla;
 mod scores;
 
+pub(crate) use compressed::CompressedAttention;
+pub(crate) use deltanet::GatedDeltaNet;
 pub(crate) use gqa::Gqa;
 pub(crate) use indexer::Selection;
 pub use mla::SparseMode;
@@ -17,6 +22,8 @@ pub(crate) use mla::{Mla, QueryProj};
 pub(crate) enum Attention {
     Gqa(Gqa),
     Mla(Mla),
+    DeltaNet(GatedDeltaNet),
+    Compressed(Box<CompressedAttention>),
 }
 
 impl Attention {
@@ -44,6 +51,8 @@ impl Attention {
                     + m.o_proj.weight_bytes()
                     + ix
             }
+            Attention::DeltaNet(d) => d.weight_bytes(),
+            Attention::Compressed(c) => c.weight_bytes(),
         }
     }
 }

@@ -1,11 +1,15 @@
 //! KV caches: one small trait and small types that compose (GQA full or windowed, MLA latent,
-//! DSA indexer keys), gathered per layer in [`ModelCache`].
+//! DSA indexer keys, the constant-size gated DeltaNet state), gathered per layer in [`ModelCache`].
 
+mod compressed;
+mod deltanet;
 mod gqa;
 mod indexer;
 mod mla;
 mod rows;
 
+pub(crate) use compressed::{CompressedCache, CompressorState};
+pub(crate) use deltanet::DeltaNetCache;
 pub(crate) use gqa::GqaCache;
 pub(crate) use indexer::IndexerCache;
 pub(crate) use mla::MlaCache;
@@ -37,6 +41,8 @@ pub(crate) enum LayerCache {
         mla: MlaCache,
         indexer: Option<IndexerCache>,
     },
+    DeltaNet(DeltaNetCache),
+    Compressed(Box<CompressedCache>),
 }
 
 impl LayerCache {
@@ -49,8 +55,33 @@ impl LayerCache {
                     + mla.k_pe.width()
                     + indexer.as_ref().map_or(0, |i| i.keys.width())
             }
+            LayerCache::DeltaNet(_) => 0,
+            // The window row, and the compressed rows of every m-th token (rounded down).
+            LayerCache::Compressed(c) => {
+                c.window.width()
+                    + c.compressor.as_ref().map_or(0, |s| s.entries.width()) / c.rate.max(1)
+                    + c.indexer.as_ref().map_or(0, |s| s.entries.width()) / c.rate.max(1)
+            }
         };
         f32s * std::mem::size_of::<f32>()
+    }
+
+    /// Bytes this layer holds whatever the context, once a token went through (recurrent state).
+    pub(crate) fn fixed_bytes(&self) -> usize {
+        match self {
+            LayerCache::DeltaNet(c) => c.fixed_bytes(),
+            LayerCache::Gqa(_) | LayerCache::Mla { .. } | LayerCache::Compressed(_) => 0,
+        }
+    }
+
+    /// Fails if truncating to `len` would need positions this layer no longer holds.
+    fn check_truncate(&self, len: usize) -> Result<()> {
+        match self {
+            LayerCache::Gqa(g) => g.check_truncate(len),
+            LayerCache::DeltaNet(d) => d.check_truncate(len),
+            LayerCache::Compressed(c) => c.check_truncate(len),
+            LayerCache::Mla { .. } => Ok(()),
+        }
     }
 }
 
@@ -59,6 +90,8 @@ impl KvCache for LayerCache {
         match self {
             LayerCache::Gqa(c) => c.len(),
             LayerCache::Mla { mla, .. } => mla.len(),
+            LayerCache::DeltaNet(c) => c.len(),
+            LayerCache::Compressed(c) => c.len(),
         }
     }
 
@@ -72,12 +105,16 @@ impl KvCache for LayerCache {
                 }
                 Ok(())
             }
+            LayerCache::DeltaNet(c) => c.truncate(len),
+            LayerCache::Compressed(c) => c.truncate(len),
         }
     }
 
     fn clear(&mut self) {
         match self {
             LayerCache::Gqa(c) => c.clear(),
+            LayerCache::DeltaNet(c) => c.clear(),
+            LayerCache::Compressed(c) => c.clear(),
             LayerCache::Mla { mla, indexer } => {
                 mla.clear();
                 if let Some(ix) = indexer {
@@ -93,6 +130,8 @@ impl KvCache for LayerCache {
             LayerCache::Mla { mla, indexer } => {
                 mla.bytes() + indexer.as_ref().map_or(0, |i| i.bytes())
             }
+            LayerCache::DeltaNet(c) => c.bytes(),
+            LayerCache::Compressed(c) => c.bytes(),
         }
     }
 }
@@ -113,9 +152,7 @@ impl KvCache for ModelCache {
     fn truncate(&mut self, len: usize) -> Result<()> {
         // Check every layer first so a failure leaves the cache unchanged.
         for l in &self.layers {
-            if let LayerCache::Gqa(g) = l {
-                g.check_truncate(len)?;
-            }
+            l.check_truncate(len)?;
         }
         for l in &mut self.layers {
             l.truncate(len)?;

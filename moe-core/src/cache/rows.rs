@@ -53,6 +53,14 @@ impl RowCache {
         self.start
     }
 
+    /// An empty table that starts at position `pos` (the rows before it count as evicted), for
+    /// benchmarks that stand in for a long prefill.
+    pub(crate) fn start_at(&mut self, pos: usize) {
+        self.data.clear();
+        self.start = pos;
+        self.len = pos;
+    }
+
     /// Drops rows before position `pos`.
     pub(crate) fn evict_before(&mut self, pos: usize) {
         let pos = pos.min(self.len);

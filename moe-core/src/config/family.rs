@@ -31,11 +31,15 @@ pub enum Family {
     DeepseekV32,
     /// GLM-5 (`glm_moe_dsa`).
     GlmMoeDsa,
+    /// Qwen3.5-MoE (`qwen3_5_moe_text`, or the multimodal `qwen3_5_moe` wrapper).
+    Qwen35Moe,
+    /// DeepSeek V4 (`deepseek_v4`).
+    DeepseekV4,
 }
 
 impl Family {
     /// Every family, in the order detection tries them.
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 13] = [
         Family::Qwen3Moe,
         Family::Qwen2Moe,
         Family::Mixtral,
@@ -47,6 +51,8 @@ impl Family {
         Family::DeepseekV3,
         Family::DeepseekV32,
         Family::GlmMoeDsa,
+        Family::Qwen35Moe,
+        Family::DeepseekV4,
     ];
 
     /// The family's spec: every per-family rule.
@@ -63,6 +69,8 @@ impl Family {
             Family::DeepseekV3 => &families::deepseek_v3::SPEC,
             Family::DeepseekV32 => &families::deepseek_v32::SPEC,
             Family::GlmMoeDsa => &families::glm_moe_dsa::SPEC,
+            Family::Qwen35Moe => &families::qwen3_5_moe::SPEC,
+            Family::DeepseekV4 => &families::deepseek_v4::SPEC,
         }
     }
 

@@ -2,7 +2,9 @@
 //! GLM-4.5, Llama 4, gpt-oss), read through the family's [`GqaSpec`].
 
 use super::raw::Raw;
-use super::spec::{BiasRule, FamilySpec, GqaSpec, HeadDimRule, MaskRule, RotaryLayersRule};
+use super::spec::{
+    BiasRule, FamilySpec, GqaSpec, HeadDimRule, MaskRule, MixerRule, RotaryLayersRule,
+};
 use super::*;
 
 pub(super) fn parse(
@@ -53,8 +55,22 @@ pub(super) fn parse(
         rotary_dim,
         rope_layout: g.rope_layout,
         sinks: g.sinks,
+        output_gate: g.output_gate,
     });
     cfg.layers = layers(spec, raw, cfg.num_layers)?;
+    if cfg
+        .layers
+        .iter()
+        .any(|l| l.mixer == TokenMixer::GatedDeltaNet)
+    {
+        cfg.linear_attention = Some(LinearAttentionConfig {
+            num_key_heads: raw.usize_or("linear_num_key_heads", 16)?,
+            num_value_heads: raw.usize_or("linear_num_value_heads", 32)?,
+            key_head_dim: raw.usize_or("linear_key_head_dim", 128)?,
+            value_head_dim: raw.usize_or("linear_value_head_dim", 128)?,
+            conv_kernel: raw.usize_or("linear_conv_kernel_dim", 4)?,
+        });
+    }
     cfg.moe = Some(super::moe::parse(&spec.moe, raw)?);
     Ok(cfg)
 }
@@ -73,11 +89,24 @@ fn layers(spec: &FamilySpec, raw: &Raw, n: usize) -> Result<Vec<LayerConfig>> {
     }
     let rotary = rotary_layers(spec.layers.rotary, raw, n)?;
     let moe_layers = super::moe::moe_layer_flags(spec.layers.moe_layers, raw, n)?;
+    let linear_interval = match spec.layers.mixers {
+        MixerRule::Attention => None,
+        MixerRule::GatedDeltaNetInterval(d) => {
+            Some(raw.usize_or("full_attention_interval", d)?.max(1))
+        }
+    };
     (0..n)
         .map(|i| {
             let (use_rope, tuning) = rotary[i];
-            let mask = match &explicit_types {
-                Some(t) => mask_from_layer_type(t[i], window, chunk)?,
+            let explicit = explicit_types.as_ref().map(|t| t[i]);
+            let mixer = match (explicit, linear_interval) {
+                (Some("linear_attention"), Some(_)) => TokenMixer::GatedDeltaNet,
+                (None, Some(every)) if (i + 1) % every != 0 => TokenMixer::GatedDeltaNet,
+                _ => TokenMixer::Attention,
+            };
+            let mask = match explicit {
+                _ if mixer == TokenMixer::GatedDeltaNet => AttentionMask::Causal,
+                Some(t) => mask_from_layer_type(t, window, chunk)?,
                 None => default_mask(spec.layers.default_mask, raw, i, use_rope, window, chunk)?,
             };
             Ok(LayerConfig {
@@ -90,6 +119,9 @@ fn layers(spec: &FamilySpec, raw: &Raw, n: usize) -> Result<Vec<LayerConfig>> {
                 use_rope,
                 temperature_tuning: tuning,
                 indexer: IndexerRole::None,
+                mixer,
+                compression: KvCompression::None,
+                hash_routing: false,
             })
         })
         .collect()

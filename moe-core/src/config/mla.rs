@@ -118,6 +118,9 @@ fn layers(
                 use_rope: true,
                 temperature_tuning: None,
                 indexer: roles[i],
+                mixer: TokenMixer::Attention,
+                compression: KvCompression::None,
+                hash_routing: false,
             })
         })
         .collect()

@@ -10,6 +10,7 @@ mod quant;
 mod raw;
 mod rope;
 pub(crate) mod spec;
+mod v4;
 
 use std::path::Path;
 
@@ -57,6 +58,50 @@ pub struct GqaConfig {
     pub rope_layout: RopeLayout,
     /// Per-head learned sink logits in the softmax denominator (gpt-oss).
     pub sinks: bool,
+    /// `q_proj` yields `[query | gate]` per head and the attention output is multiplied by
+    /// `sigmoid(gate)` before `o_proj` (Qwen3.5).
+    pub output_gate: bool,
+}
+
+/// Gated DeltaNet linear-attention settings (Qwen3.5): a short causal convolution over the q/k/v
+/// projections and a `[key_head_dim, value_head_dim]` recurrent state per value head.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LinearAttentionConfig {
+    /// Query/key heads (`linear_num_key_heads`).
+    pub num_key_heads: usize,
+    /// Value heads (`linear_num_value_heads`), a multiple of the key heads.
+    pub num_value_heads: usize,
+    /// Dimensions per query/key head (`linear_key_head_dim`).
+    pub key_head_dim: usize,
+    /// Dimensions per value head (`linear_value_head_dim`).
+    pub value_head_dim: usize,
+    /// Taps of the depthwise causal convolution (`linear_conv_kernel_dim`).
+    pub conv_kernel: usize,
+}
+
+impl LinearAttentionConfig {
+    /// Channels of the convolution: queries, keys and values.
+    pub fn conv_dim(&self) -> usize {
+        2 * self.num_key_heads * self.key_head_dim + self.num_value_heads * self.value_head_dim
+    }
+
+    /// f32 values of one layer's state: the convolution's last `conv_kernel - 1` inputs and the
+    /// recurrent state of every value head. Constant whatever the context.
+    pub fn state_values(&self) -> usize {
+        self.conv_kernel.saturating_sub(1) * self.conv_dim()
+            + self.num_value_heads * self.key_head_dim * self.value_head_dim
+    }
+}
+
+/// How a layer mixes information across tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenMixer {
+    /// The model's attention (`ModelConfig::attention`), with a cache growing per token.
+    Attention,
+    /// Gated DeltaNet linear attention (`ModelConfig::linear_attention`), with a constant-size state.
+    GatedDeltaNet,
 }
 
 /// DeepSeek sparse-attention indexer settings.
@@ -101,6 +146,64 @@ pub struct MlaConfig {
     pub indexer: Option<IndexerConfig>,
 }
 
+/// DeepSeek V4's attention: one shared K=V head over a sliding window, plus (per layer) compressed
+/// entries pooled from every `m` tokens, chosen by a lightning indexer (compressed sparse attention)
+/// or all visible (heavily compressed attention); per-head sinks and a grouped low-rank output
+/// projection.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CompressedAttentionConfig {
+    /// Query heads.
+    pub num_heads: usize,
+    /// Width of each head and of the shared K=V head.
+    pub head_dim: usize,
+    /// Trailing dims of each head that rotate (interleaved pairs).
+    pub rope_dim: usize,
+    /// Rank of the query down-projection.
+    pub q_lora_rank: usize,
+    /// Head groups of the output projection (`o_groups`).
+    pub o_groups: usize,
+    /// Per-group width of the output projection (`o_lora_rank`).
+    pub o_lora_rank: usize,
+    /// Keys of the sliding window (`sliding_window`), the query included.
+    pub sliding_window: usize,
+    /// Indexer heads (`index_n_heads`).
+    pub index_heads: usize,
+    /// Indexer head width (`index_head_dim`).
+    pub index_head_dim: usize,
+    /// Compressed entries each query keeps (`index_topk`).
+    pub index_topk: usize,
+    /// RoPE of the compressed layers and their compressors (`rope_parameters.compress`, or
+    /// `compress_rope_theta` with the legacy flat keys); sliding-only layers use `ModelConfig::rope`.
+    pub compress_rope: RopeConfig,
+}
+
+/// DeepSeek V4's manifold-constrained hyper-connections: the residual stream is `streams` copies,
+/// collapsed before and expanded after each attention and feed-forward through learned weights, the
+/// stream mixing matrix made doubly stochastic by Sinkhorn iterations.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HyperConnectionConfig {
+    /// Residual streams (`hc_mult`).
+    pub streams: usize,
+    /// Sinkhorn-Knopp iterations (`hc_sinkhorn_iters`).
+    pub sinkhorn_iters: usize,
+    /// Floor added in the normalisations (`hc_eps`).
+    pub eps: f32,
+}
+
+/// What a DeepSeek V4 layer adds to its sliding window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KvCompression {
+    /// The sliding window only (or a family without compression).
+    None,
+    /// Compressed sparse attention: overlapping windows of `m` tokens, indexer top-k.
+    Sparse(usize),
+    /// Heavily compressed attention: disjoint windows of `m` tokens, all visible.
+    Heavy(usize),
+}
+
 /// The attention strategy and its settings.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -109,6 +212,8 @@ pub enum AttentionConfig {
     Gqa(GqaConfig),
     /// Multi-head latent attention (DeepSeek), optionally with the DSA indexer.
     Mla(MlaConfig),
+    /// DeepSeek V4's sliding-window + compressed attention.
+    Compressed(CompressedAttentionConfig),
 }
 
 /// Which keys a query may see.
@@ -169,6 +274,12 @@ pub struct LayerConfig {
     pub temperature_tuning: Option<TemperatureTuning>,
     /// What the layer's DSA indexer does.
     pub indexer: IndexerRole,
+    /// Attention, or a linear recurrence (Qwen3.5's `linear_attention` layers).
+    pub mixer: TokenMixer,
+    /// DeepSeek V4: the layer's compressed entries.
+    pub compression: KvCompression,
+    /// DeepSeek V4's hash-routed MoE layers: experts chosen by token id (`tid2eid`).
+    pub hash_routing: bool,
 }
 
 /// Expert-selection policy (ARCHITECTURES.md section 3).
@@ -199,6 +310,13 @@ pub enum RouterKind {
     },
     /// top-k of the raw logits; the expert's input is scaled by sigmoid(logit) (Llama 4).
     Llama4,
+    /// `sqrt(softplus(logit))` scores, an optional correction bias for the choice, the chosen
+    /// scores renormalised times `scaling` (DeepSeek V4; hash-routed layers take the experts from
+    /// `tid2eid` and weight them the same way).
+    SqrtSoftplus {
+        /// Multiplies the routing weights (`routed_scaling_factor`).
+        scaling: f32,
+    },
     /// logits with a bias, top-k, softmax over the selected (gpt-oss).
     TopKSoftmax,
 }
@@ -214,6 +332,11 @@ pub enum ExpertActivation {
         /// Sigmoid slope.
         alpha: f32,
         /// Clamp of gate and up.
+        limit: f32,
+    },
+    /// DeepSeek V4: `silu(min(gate, limit)) * clamp(up, -limit, limit)`, shared experts included.
+    ClampedSilu {
+        /// Clamp of gate and up (`swiglu_limit`).
         limit: f32,
     },
 }
@@ -266,12 +389,23 @@ pub struct ModelConfig {
     pub max_position_embeddings: usize,
     /// Whether the lm_head reuses the embedding matrix.
     pub tie_word_embeddings: bool,
-    /// Prefix of the text model's tensors (`""`, or `"language_model."` for multimodal checkpoints).
+    /// Prefix of the text model's tensors (`""`, or `"language_model."` for multimodal checkpoints
+    /// that keep `language_model.model.*` and `language_model.lm_head`); the `lm_head` is under it.
     pub weight_prefix: String,
+    /// Prefix of the decoder's tensors (embedding, layers, final norm): `"model."`,
+    /// `"language_model.model."`, or `"model.language_model."` (Qwen3.5's multimodal wrapper).
+    pub body_prefix: String,
+    /// Added to every stored RMSNorm weight of the residual stream and the q/k norms: 0, or 1 for
+    /// zero-centred norms computing `x·(1 + w)` (Qwen3.5).
+    pub norm_weight_offset: f32,
     /// RoPE base and scaling.
     pub rope: RopeConfig,
     /// The attention strategy.
     pub attention: AttentionConfig,
+    /// The linear attention of the layers whose mixer is [`TokenMixer::GatedDeltaNet`].
+    pub linear_attention: Option<LinearAttentionConfig>,
+    /// DeepSeek V4's hyper-connections (`None`: one residual stream).
+    pub hyper_connections: Option<HyperConnectionConfig>,
     /// Per-layer choices, one entry per layer.
     pub layers: Vec<LayerConfig>,
     /// Dense-MLP intermediate size (dense layers).
@@ -312,14 +446,19 @@ impl ModelConfig {
         let architectures: Vec<&str> = top.opt_str_list("architectures")?.unwrap_or_default();
         let family = Family::detect(top.opt_str("model_type")?, &architectures)?;
 
-        // Multimodal wrappers (Llama 4, Kimi K2.5) keep the text model under text_config.
-        let (text_raw, weight_prefix) = match top.opt_obj("text_config")? {
-            Some(t) => (t, "language_model.".to_string()),
-            None => (top, String::new()),
-        };
+        // Multimodal wrappers (Llama 4, Kimi K2.5, Qwen3.5) keep the text model under text_config.
+        let wrapped = top.opt_obj("text_config")?;
+        let text_raw = wrapped.unwrap_or(top);
         let family = match text_raw.opt_str("model_type")? {
             Some(mt) => Family::from_model_type(mt).unwrap_or(family),
             None => family,
+        };
+        let (weight_prefix, body_prefix) = match (wrapped.is_some(), family.spec().wrapper) {
+            (false, _) => ("", "model."),
+            (true, spec::WrapperLayout::LanguageModel) => {
+                ("language_model.", "language_model.model.")
+            }
+            (true, spec::WrapperLayout::ModelLanguageModel) => ("", "model.language_model."),
         };
         let architecture = architectures
             .first()
@@ -328,7 +467,8 @@ impl ModelConfig {
         let raw_value = serde_json::Value::Object(text_raw.map.clone());
         let mut cfg = Self::parse_text(family, &text_raw)?;
         cfg.architecture = architecture;
-        cfg.weight_prefix = weight_prefix;
+        cfg.weight_prefix = weight_prefix.to_string();
+        cfg.body_prefix = body_prefix.to_string();
         cfg.raw = raw_value;
         if cfg.eos_token_ids.is_empty() {
             cfg.eos_token_ids = top.token_ids("eos_token_id")?;
@@ -366,6 +506,8 @@ impl ModelConfig {
             max_position_embeddings: max_pos,
             tie_word_embeddings: raw.bool_or("tie_word_embeddings", false)?,
             weight_prefix: String::new(),
+            body_prefix: "model.".to_string(),
+            norm_weight_offset: spec.norm_weight_offset,
             rope,
             attention: AttentionConfig::Gqa(GqaConfig {
                 num_heads: 0,
@@ -377,7 +519,10 @@ impl ModelConfig {
                 rotary_dim: 0,
                 rope_layout: RopeLayout::Half,
                 sinks: false,
+                output_gate: false,
             }),
+            linear_attention: None,
+            hyper_connections: None,
             layers: vec![],
             intermediate_size: raw
                 .usize_or(spec.dense_intermediate.0, spec.dense_intermediate.1)?,
@@ -391,6 +536,7 @@ impl ModelConfig {
         match &spec.attention {
             spec::AttentionSpec::Gqa(g) => gqa::parse(base, raw, spec, g),
             spec::AttentionSpec::Mla(m) => mla::parse(base, raw, spec, m),
+            spec::AttentionSpec::Compressed => v4::parse(base, raw, spec),
         }
     }
 
@@ -444,6 +590,83 @@ impl ModelConfig {
                     return bad("layer 0 cannot reuse an earlier layer's indexer selection".into());
                 }
             }
+            AttentionConfig::Compressed(c) => {
+                if c.num_heads == 0
+                    || c.head_dim == 0
+                    || c.q_lora_rank == 0
+                    || c.o_groups == 0
+                    || c.o_lora_rank == 0
+                    || c.sliding_window == 0
+                    || c.index_heads == 0
+                    || c.index_head_dim == 0
+                    || c.index_topk == 0
+                {
+                    return bad("DeepSeek V4 attention sizes must be positive".into());
+                }
+                if c.rope_dim % 2 != 0 || c.rope_dim > c.head_dim || c.rope_dim > c.index_head_dim {
+                    return bad(format!(
+                        "rope dim {} must be even and fit head_dim {} and index_head_dim {}",
+                        c.rope_dim, c.head_dim, c.index_head_dim
+                    ));
+                }
+                if (c.num_heads * c.head_dim) % c.o_groups != 0 {
+                    return bad(format!(
+                        "o_groups {} does not divide the {} attention outputs",
+                        c.o_groups,
+                        c.num_heads * c.head_dim
+                    ));
+                }
+                if self.layers.iter().any(|l| {
+                    matches!(
+                        l.compression,
+                        KvCompression::Sparse(0) | KvCompression::Heavy(0)
+                    )
+                }) {
+                    return bad("compress rates must be positive".into());
+                }
+                match &self.hyper_connections {
+                    Some(h) if h.streams > 0 && h.streams <= 64 => {}
+                    _ => return bad("hc_mult must be between 1 and 64".into()),
+                }
+            }
+        }
+        let linear_layers = self
+            .layers
+            .iter()
+            .any(|l| l.mixer == TokenMixer::GatedDeltaNet);
+        match &self.linear_attention {
+            None if linear_layers => {
+                return bad("linear_attention layers without linear attention settings".into())
+            }
+            Some(la) => {
+                if la.num_key_heads == 0
+                    || la.num_value_heads == 0
+                    || la.key_head_dim == 0
+                    || la.value_head_dim == 0
+                    || la.conv_kernel == 0
+                {
+                    return bad(
+                        "linear attention heads, head dims and conv kernel must be positive".into(),
+                    );
+                }
+                if la.num_value_heads % la.num_key_heads != 0 {
+                    return bad(format!(
+                        "linear_num_value_heads {} is not a multiple of linear_num_key_heads {}",
+                        la.num_value_heads, la.num_key_heads
+                    ));
+                }
+                // The recurrent state is allocated whole: it must be addressable (2^34 values, 64 GiB).
+                let state = (la.num_value_heads as u128)
+                    * (la.key_head_dim as u128)
+                    * (la.value_head_dim as u128)
+                    + (la.conv_kernel as u128) * (la.conv_dim() as u128);
+                if state > 1 << 34 {
+                    return bad(format!(
+                        "a linear attention state of {state} values per layer is too large"
+                    ));
+                }
+            }
+            None => {}
         }
         if let Some(moe) = &self.moe {
             if moe.num_experts == 0 || moe.top_k == 0 || moe.top_k > moe.num_experts {

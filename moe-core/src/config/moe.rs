@@ -103,6 +103,19 @@ pub(super) fn parse(spec: &MoeSpec, raw: &Raw) -> Result<MoeConfig> {
         }
         RouterRule::Llama4 => RouterKind::Llama4,
         RouterRule::TopKSoftmax => RouterKind::TopKSoftmax,
+        RouterRule::SqrtSoftplus => {
+            match raw.opt_str("scoring_func")?.unwrap_or("sqrtsoftplus") {
+                "sqrtsoftplus" => {}
+                other => {
+                    return Err(Error::InconsistentConfig(format!(
+                        "unsupported scoring_func {other:?} (DeepSeek V4 routes with sqrtsoftplus)"
+                    )))
+                }
+            }
+            RouterKind::SqrtSoftplus {
+                scaling: raw.f64_or("routed_scaling_factor", 1.5)? as f32,
+            }
+        }
     };
     let shared = match spec.shared {
         SharedExpertRule::None => None,
@@ -129,6 +142,9 @@ pub(super) fn parse(spec: &MoeSpec, raw: &Raw) -> Result<MoeConfig> {
         ActivationRule::SwiGlu => ExpertActivation::SwiGlu,
         ActivationRule::ClampedSwiGlu { alpha, limit } => ExpertActivation::ClampedSwiGlu {
             alpha: raw.f64_or("swiglu_alpha", alpha)? as f32,
+            limit: raw.f64_or("swiglu_limit", limit)? as f32,
+        },
+        ActivationRule::ClampedSilu { limit } => ExpertActivation::ClampedSilu {
             limit: raw.f64_or("swiglu_limit", limit)? as f32,
         },
     };

@@ -15,7 +15,14 @@ pub(crate) fn limit_of(key: &str) -> usize {
     match key {
         "num_hidden_layers" => 1 << 12,
         "vocab_size" => 1 << 24,
-        "num_attention_heads" | "num_key_value_heads" | "index_n_heads" => 1 << 16,
+        "num_attention_heads"
+        | "num_key_value_heads"
+        | "index_n_heads"
+        | "linear_num_key_heads"
+        | "linear_num_value_heads"
+        | "o_groups"
+        | "hc_mult" => 1 << 16,
+        "linear_conv_kernel_dim" => 1 << 10,
         "num_experts"
         | "num_local_experts"
         | "n_routed_experts"
@@ -35,7 +42,10 @@ pub(crate) fn limit_of(key: &str) -> usize {
         | "qk_nope_head_dim"
         | "qk_rope_head_dim"
         | "v_head_dim"
-        | "index_head_dim" => 1 << 20,
+        | "index_head_dim"
+        | "linear_key_head_dim"
+        | "linear_value_head_dim"
+        | "o_lora_rank" => 1 << 20,
         // Layer indices, strides and every other integer (positions, windows, ids): 2^40.
         _ => 1 << 40,
     }

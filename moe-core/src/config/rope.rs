@@ -45,7 +45,7 @@ impl RopeConfig {
     }
 }
 
-fn parse_scaling(top: &Raw, s: &Raw, max_pos: usize) -> Result<RopeScaling> {
+pub(super) fn parse_scaling(top: &Raw, s: &Raw, max_pos: usize) -> Result<RopeScaling> {
     let kind = match s.opt_str("rope_type")? {
         Some(k) => k,
         None => s.opt_str("type")?.unwrap_or("default"),

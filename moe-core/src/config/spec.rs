@@ -26,6 +26,20 @@ pub(crate) struct FamilySpec {
     pub(crate) layers: LayerSpec,
     pub(crate) moe: MoeSpec,
     pub(crate) ffn_names: FfnNames,
+    /// Added to every stored RMSNorm weight of the residual stream and the q/k norms: 0, or 1 for
+    /// zero-centred norms that compute `x·(1 + w)` (Qwen3.5).
+    pub(crate) norm_weight_offset: f32,
+    /// Where a multimodal wrapper (`text_config`) keeps the text model's tensors.
+    pub(crate) wrapper: WrapperLayout,
+}
+
+/// Tensor layout of a multimodal checkpoint whose config nests the text model under `text_config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WrapperLayout {
+    /// `language_model.model.*` and `language_model.lm_head` (Llama 4, Kimi K2.5).
+    LanguageModel,
+    /// `model.language_model.*` and `lm_head` at the root (Qwen3.5).
+    ModelLanguageModel,
 }
 
 /// The attention strategy and its per-family rules.
@@ -33,6 +47,8 @@ pub(crate) struct FamilySpec {
 pub(crate) enum AttentionSpec {
     Gqa(GqaSpec),
     Mla(MlaSpec),
+    /// DeepSeek V4's sliding-window + compressed attention with hyper-connections (`config/v4.rs`).
+    Compressed,
 }
 
 /// Grouped-query attention rules.
@@ -50,6 +66,8 @@ pub(crate) struct GqaSpec {
     pub(crate) rope_layout: RopeLayout,
     /// Learned per-head sink logits in the softmax denominator.
     pub(crate) sinks: bool,
+    /// `q_proj` also yields a per-head gate, `out *= sigmoid(gate)` before `o_proj` (Qwen3.5).
+    pub(crate) output_gate: bool,
 }
 
 /// Default `head_dim`.
@@ -134,6 +152,17 @@ pub(crate) struct LayerSpec {
     /// The mask of each layer when config.json has no `layer_types`.
     pub(crate) default_mask: MaskRule,
     pub(crate) rotary: RotaryLayersRule,
+    pub(crate) mixers: MixerRule,
+}
+
+/// Which layers mix tokens by attention and which by a linear recurrence.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MixerRule {
+    /// Every layer attends.
+    Attention,
+    /// Gated DeltaNet layers (`linear_attention` in `layer_types`), or, without `layer_types`, every
+    /// layer but each `full_attention_interval`-th (default given) (Qwen3.5).
+    GatedDeltaNetInterval(usize),
 }
 
 /// Which layers have an MoE feed-forward.
@@ -203,6 +232,8 @@ pub(crate) enum RouterRule {
     SigmoidBiasedGrouped,
     Llama4,
     TopKSoftmax,
+    /// `sqrt(softplus)` scores with `routed_scaling_factor` (DeepSeek V4).
+    SqrtSoftplus,
 }
 
 /// A boolean setting: fixed, or a key with its default.
@@ -231,6 +262,10 @@ pub(crate) enum ActivationRule {
     /// `swiglu_alpha` and `swiglu_limit` with their defaults (gpt-oss).
     ClampedSwiGlu {
         alpha: f64,
+        limit: f64,
+    },
+    /// `swiglu_limit` with its default (DeepSeek V4).
+    ClampedSilu {
         limit: f64,
     },
 }

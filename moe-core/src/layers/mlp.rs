@@ -36,9 +36,14 @@ impl Mlp {
 
     /// `y[T, H]`.
     pub(crate) fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
+        self.forward_act(x, t, ExpertActivation::SwiGlu)
+    }
+
+    /// `y[T, H]` with the activation `act` (DeepSeek V4's shared experts are clamped).
+    pub(crate) fn forward_act(&self, x: &[f32], t: usize, act: ExpertActivation) -> Vec<f32> {
         let mut g = self.gate_proj.forward(x, t); // [T, I]
         let u = self.up_proj.forward(x, t); // [T, I]
-        swiglu(&mut g, &u, ExpertActivation::SwiGlu);
+        swiglu(&mut g, &u, act);
         self.down_proj.forward(&g, t)
     }
 }
@@ -56,6 +61,11 @@ pub(crate) fn swiglu(gate: &mut [f32], up: &[f32], act: ExpertActivation) {
                 let gc = g.min(limit);
                 let uc = u.clamp(-limit, limit);
                 *g = (uc + 1.0) * gc * kernels::sigmoid(alpha * gc);
+            }
+        }
+        ExpertActivation::ClampedSilu { limit } => {
+            for (g, u) in gate.iter_mut().zip(up) {
+                *g = kernels::silu(g.min(limit)) * u.clamp(-limit, limit);
             }
         }
     }

@@ -14,10 +14,22 @@ pub(crate) struct RmsNorm {
 impl RmsNorm {
     /// Loads `name.weight` `[dim]`.
     pub(crate) fn load(src: &WeightSource, name: &str, dim: usize, eps: f32) -> Result<Self> {
-        Ok(RmsNorm {
-            weight: src.pp(name).get_f32("weight", &[dim])?,
-            eps,
-        })
+        Self::load_offset(src, name, dim, eps, 0.0)
+    }
+
+    /// Loads `name.weight` `[dim]` plus `offset` (1 for zero-centred norms, `x·(1 + w)`).
+    pub(crate) fn load_offset(
+        src: &WeightSource,
+        name: &str,
+        dim: usize,
+        eps: f32,
+        offset: f32,
+    ) -> Result<Self> {
+        let mut weight = src.pp(name).get_f32("weight", &[dim])?;
+        if offset != 0.0 {
+            weight.iter_mut().for_each(|w| *w += offset);
+        }
+        Ok(RmsNorm { weight, eps })
     }
 
     /// Normalises each `dim`-sized row of `x` in place.

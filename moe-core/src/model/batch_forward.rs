@@ -5,6 +5,10 @@
 //! the MoE layer groups the `R` rows per routed expert, so each chosen expert's weights are read once
 //! per step; attention runs per sequence over its own cache. Every sequence's rows see exactly the
 //! operations a forward of that sequence alone would run, so the logits are its own.
+//!
+//! Models whose layers the stacked form does not express (DeepSeek V4's hyper-connection streams,
+//! Qwen3.5's DeltaNet and V4's compressed attention) run each sequence's forward in turn: the same
+//! logits, without the shared weight reads.
 
 use std::ops::Range;
 
@@ -71,6 +75,9 @@ impl Model {
                 ));
             }
         }
+        if !self.stacks_in_batches() {
+            return self.forward_each(seqs, logits);
+        }
         let mut ids = Vec::new(); // [R]
         let mut positions = Vec::new(); // [R]
         let mut states = Vec::with_capacity(seqs.len());
@@ -89,7 +96,7 @@ impl Model {
         let mut x = self.embed_tokens.forward(&ids); // [R, H]
         let mut expert_bytes = 0;
         for (i, block) in self.layers.iter().enumerate() {
-            expert_bytes += self.run(|| block.forward_batch(i, &mut x, &positions, &mut states));
+            expert_bytes += self.run(|| block.forward_batch(i, &mut x, &positions, &ids, &mut states));
         }
         // The rows whose logits are wanted, gathered: [n, H].
         let mut picked = Vec::new();
@@ -117,6 +124,33 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Whether every layer runs in the stacked `[R, H]` form (GQA or MLA attention, one residual
+    /// stream).
+    fn stacks_in_batches(&self) -> bool {
+        self.hc_head.is_none()
+            && self
+                .layers
+                .iter()
+                .all(|b| matches!(b.self_attn, Attention::Gqa(_) | Attention::Mla(_)))
+    }
+
+    /// The batch as one forward per sequence (checked by the caller; a failure leaves the caches of
+    /// the sequences before it advanced, so the caller's all-or-nothing check comes first).
+    fn forward_each(&self, seqs: &mut [SeqStep<'_>], logits: LogitsMode) -> Result<BatchOut> {
+        let mut out = Vec::new();
+        for s in seqs.iter_mut() {
+            let start = s.cache.len();
+            out.extend(self.forward(s.ids, start, s.cache, logits, s.mode, None)?);
+        }
+        let expert_bytes = self.weight_bytes_per_token().saturating_mul(seqs.len());
+        Ok(BatchOut {
+            logits: out,
+            expert_bytes,
+        })
+    }
+}
+
 impl Block {
     /// Layer `layer` on the stacked residual stream `x[R, H]` in place (`positions[R]`, each
     /// sequence's rows in `states`); returns the routed-expert bytes its MoE read.
@@ -125,6 +159,7 @@ impl Block {
         layer: usize,
         x: &mut [f32],
         positions: &[usize],
+        ids: &[u32],
         states: &mut [SeqState<'_>],
     ) -> usize {
         let r = positions.len();
@@ -133,7 +168,7 @@ impl Block {
         self.input_layernorm.forward(&mut hn);
         let a = match &self.self_attn {
             Attention::Gqa(g) => {
-                let (q, k, v) = g.project(&hn, positions);
+                let (q, k, v, gate) = g.project(&hn, positions);
                 let (wq, wk) = (q.len() / r, k.len() / r);
                 let outs: Vec<Vec<f32>> = states
                     .par_iter_mut()
@@ -151,7 +186,7 @@ impl Block {
                         )
                     })
                     .collect();
-                g.o_proj.forward(&outs.concat(), r)
+                g.output(outs.concat(), gate.as_deref(), r)
             }
             Attention::Mla(m) => {
                 let lens: Vec<usize> = states.iter().map(|s| s.rows.len()).collect();
@@ -177,13 +212,16 @@ impl Block {
                     .collect();
                 m.o_proj.forward(&outs.concat(), r)
             }
+            Attention::DeltaNet(_) | Attention::Compressed(_) => {
+                unreachable!("Model::stacks_in_batches sends these models through forward_each")
+            }
         };
         kernels::add_assign(x, &a);
         let mut hn = x.to_vec();
         self.post_attention_layernorm.forward(&mut hn);
         let (f, read) = match &self.ffn {
             FeedForward::Dense(m) => (m.forward(&hn, r), 0),
-            FeedForward::Moe(m) => m.forward_counted(&hn, r),
+            FeedForward::Moe(m) => m.forward_counted(&hn, r, ids),
         };
         kernels::add_assign(x, &f);
         read

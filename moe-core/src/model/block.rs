@@ -1,9 +1,13 @@
 //! One decoder layer: `h = x + Attn(norm_in(x));  x' = h + FFN(norm_post(h))`.
 
-use crate::attention::{Attention, Gqa, Mla, Selection, SparseMode};
+use super::hyper::HyperConnection;
+use crate::attention::{
+    Attention, CompressedAttention, GatedDeltaNet, Gqa, Mla, Selection, SparseMode,
+};
 use crate::cache::LayerCache;
 use crate::config::spec::FfnNames;
-use crate::config::{AttentionConfig, FfnKind, ModelConfig, RouterKind};
+use crate::config::{AttentionConfig, FfnKind, ModelConfig, RouterKind, TokenMixer};
+use crate::error::Error;
 use crate::error::Result;
 use crate::kernels;
 use crate::layers::{Linear, Mlp, RmsNorm};
@@ -18,10 +22,10 @@ pub(crate) enum FeedForward {
 }
 
 impl FeedForward {
-    fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
+    fn forward(&self, x: &[f32], t: usize, ids: &[u32]) -> Vec<f32> {
         match self {
             FeedForward::Dense(m) => m.forward(x, t),
-            FeedForward::Moe(m) => m.forward(x, t),
+            FeedForward::Moe(m) => m.forward(x, t, ids),
         }
     }
 }
@@ -32,6 +36,8 @@ pub(crate) struct Block {
     pub self_attn: Attention,
     pub post_attention_layernorm: RmsNorm,
     pub ffn: FeedForward,
+    /// DeepSeek V4: the hyper-connections around the attention and the feed-forward.
+    pub hc: Option<Box<[HyperConnection; 2]>>,
 }
 
 impl Block {
@@ -45,14 +51,47 @@ impl Block {
         let h = cfg.hidden_size;
         let eps = cfg.rms_norm_eps;
         let layer = &cfg.layers[i];
-        let attn_src = src.pp("self_attn");
-        let self_attn = match &cfg.attention {
-            AttentionConfig::Gqa(g) => {
-                Attention::Gqa(Gqa::load(&attn_src, g, layer, &cfg.rope, h, eps)?)
+        let v4 = matches!(cfg.attention, AttentionConfig::Compressed(_));
+        let attn_src = src.pp(if v4 { "attn" } else { "self_attn" });
+        let (norm_in, norm_post) = if v4 {
+            ("attn_norm", "ffn_norm")
+        } else {
+            ("input_layernorm", "post_attention_layernorm")
+        };
+        let offset = cfg.norm_weight_offset;
+        let self_attn = match (&cfg.attention, layer.mixer) {
+            (_, TokenMixer::GatedDeltaNet) => {
+                let la = cfg.linear_attention.as_ref().ok_or_else(|| {
+                    Error::InconsistentConfig("linear attention without its settings".into())
+                })?;
+                Attention::DeltaNet(GatedDeltaNet::load(&src.pp("linear_attn"), la, h, eps)?)
             }
-            AttentionConfig::Mla(m) => {
+            (AttentionConfig::Gqa(g), _) => {
+                Attention::Gqa(Gqa::load(&attn_src, g, layer, &cfg.rope, h, eps, offset)?)
+            }
+            (AttentionConfig::Mla(m), _) => {
                 Attention::Mla(Mla::load(&attn_src, m, layer, &cfg.rope, h)?)
             }
+            (AttentionConfig::Compressed(c), _) => Attention::Compressed(Box::new(
+                CompressedAttention::load(&attn_src, c, layer, &cfg.rope, h, eps)?,
+            )),
+        };
+        let hc = match &cfg.hyper_connections {
+            Some(hc) => {
+                let one = |prefix: &str| {
+                    HyperConnection::load(
+                        src,
+                        prefix,
+                        hc.streams,
+                        h,
+                        hc.sinkhorn_iters,
+                        hc.eps,
+                        eps,
+                    )
+                };
+                Some(Box::new([one("hc_attn")?, one("hc_ffn")?]))
+            }
+            None => None,
         };
         let ffn = match layer.ffn {
             FfnKind::Dense => FeedForward::Dense(Box::new(Mlp::load(
@@ -61,13 +100,16 @@ impl Block {
                 cfg.intermediate_size,
                 ["gate_proj", "up_proj", "down_proj"],
             )?)),
-            FfnKind::Moe => FeedForward::Moe(Box::new(load_moe(src, cfg, names)?)),
+            FfnKind::Moe => {
+                FeedForward::Moe(Box::new(load_moe(src, cfg, names, layer.hash_routing)?))
+            }
         };
         Ok(Block {
-            input_layernorm: RmsNorm::load(src, "input_layernorm", h, eps)?,
+            input_layernorm: RmsNorm::load_offset(src, norm_in, h, eps, offset)?,
             self_attn,
-            post_attention_layernorm: RmsNorm::load(src, "post_attention_layernorm", h, eps)?,
+            post_attention_layernorm: RmsNorm::load_offset(src, norm_post, h, eps, offset)?,
             ffn,
+            hc,
         })
     }
 
@@ -87,10 +129,13 @@ impl Block {
                 let (mla, indexer) = m.new_cache();
                 LayerCache::Mla { mla, indexer }
             }
+            Attention::DeltaNet(d) => LayerCache::DeltaNet(d.new_cache()),
+            Attention::Compressed(c) => LayerCache::Compressed(Box::new(c.new_cache())),
         }
     }
 
-    /// Runs the layer on the residual stream `x[T, H]` in place.
+    /// Runs the layer on the residual stream `x[T, H]` (DeepSeek V4: `[T, n·H]`, `n` streams) of
+    /// the tokens `ids` in place.
     pub(crate) fn forward(
         &self,
         x: &mut [f32],
@@ -98,26 +143,60 @@ impl Block {
         cache: &mut LayerCache,
         selection: &mut Option<Selection>,
         mode: SparseMode,
+        ids: &[u32],
     ) {
         let t = positions.len();
+        if let Some(hc) = &self.hc {
+            let w = hc[0].weights(x, t);
+            let mut hn = w.collapsed.clone();
+            self.input_layernorm.forward(&mut hn);
+            let a = self.attend(&hn, positions, cache, selection, mode);
+            hc[0].combine(x, &w, &a, t);
+            let w = hc[1].weights(x, t);
+            let mut hn = w.collapsed.clone();
+            self.post_attention_layernorm.forward(&mut hn);
+            let f = self.ffn.forward(&hn, t, ids);
+            hc[1].combine(x, &w, &f, t);
+            return;
+        }
         let mut hn = x.to_vec();
         self.input_layernorm.forward(&mut hn);
-        let a = match (&self.self_attn, cache) {
-            (Attention::Gqa(g), LayerCache::Gqa(c)) => g.forward(&hn, positions, c),
-            (Attention::Mla(m), LayerCache::Mla { mla, indexer }) => {
-                m.forward(&hn, positions, mla, indexer.as_mut(), selection, mode)
-            }
-            _ => unreachable!("caches are built from the blocks by Model::new_cache"),
-        };
+        let a = self.attend(&hn, positions, cache, selection, mode);
         kernels::add_assign(x, &a);
         let mut hn = x.to_vec();
         self.post_attention_layernorm.forward(&mut hn);
-        let f = self.ffn.forward(&hn, t);
+        let f = self.ffn.forward(&hn, t, ids);
         kernels::add_assign(x, &f);
+    }
+
+    /// The attention (or linear attention) of the normed `hn[T, H]`.
+    fn attend(
+        &self,
+        hn: &[f32],
+        positions: &[usize],
+        cache: &mut LayerCache,
+        selection: &mut Option<Selection>,
+        mode: SparseMode,
+    ) -> Vec<f32> {
+        let t = positions.len();
+        match (&self.self_attn, cache) {
+            (Attention::Gqa(g), LayerCache::Gqa(c)) => g.forward(hn, positions, c),
+            (Attention::Mla(m), LayerCache::Mla { mla, indexer }) => {
+                m.forward(hn, positions, mla, indexer.as_mut(), selection, mode)
+            }
+            (Attention::DeltaNet(d), LayerCache::DeltaNet(c)) => d.forward(hn, t, c),
+            (Attention::Compressed(a), LayerCache::Compressed(c)) => a.forward(hn, positions, c),
+            _ => unreachable!("caches are built from the blocks by Model::new_cache"),
+        }
     }
 }
 
-fn load_moe(src: &WeightSource, cfg: &ModelConfig, names: &FfnNames) -> Result<MoeBlock> {
+fn load_moe(
+    src: &WeightSource,
+    cfg: &ModelConfig,
+    names: &FfnNames,
+    hash_routing: bool,
+) -> Result<MoeBlock> {
     let moe = cfg
         .moe
         .as_ref()
@@ -143,7 +222,30 @@ fn load_moe(src: &WeightSource, cfg: &ModelConfig, names: &FfnNames) -> Result<M
                 Some(block.get_f32(alt, &[e])?)
             }
         }
+        // DeepSeek V4: learned layers have a bias, hash-routed ones none.
+        (Some([name, alt]), RouterKind::SqrtSoftplus { .. }) => {
+            match block.get_f32_opt(name, &[e])? {
+                Some(b) => Some(b),
+                None => block.get_f32_opt(alt, &[e])?,
+            }
+        }
         _ => None,
+    };
+    let tid2eid = if hash_routing {
+        let t = block.get_any(
+            &format!("{}.tid2eid", names.router),
+            &[cfg.vocab_size, moe.top_k],
+        )?;
+        let ids = t.to_i64_vec()?;
+        if let Some(bad) = ids.iter().find(|&&v| v < 0 || v as usize >= e) {
+            return Err(Error::InconsistentConfig(format!(
+                "{}: expert id {bad} outside 0..{e}",
+                block.full_name(&format!("{}.tid2eid", names.router))
+            )));
+        }
+        Some(ids.into_iter().map(|v| v as u32).collect())
+    } else {
+        None
     };
     let router = Router::new(gate, moe.router.clone(), moe.top_k, bias)?;
     let experts = load_experts(&block.pp("experts"), &names.experts, e, h, i)?;
@@ -153,7 +255,7 @@ fn load_moe(src: &WeightSource, cfg: &ModelConfig, names: &FfnNames) -> Result<M
                 &block.pp(name),
                 h,
                 s.intermediate_size,
-                ["gate_proj", "up_proj", "down_proj"],
+                names.experts.per_expert,
             )?,
             gate: match (s.gated, names.shared_gate) {
                 (true, Some(g)) => Some(Linear::load(&block, g, h, 1, false)?),
@@ -168,5 +270,6 @@ fn load_moe(src: &WeightSource, cfg: &ModelConfig, names: &FfnNames) -> Result<M
         shared,
         activation: moe.activation,
         hidden: h,
+        tid2eid,
     })
 }

@@ -4,6 +4,7 @@ mod batch_forward;
 mod block;
 mod compute;
 mod estimate;
+mod hyper;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct Model {
     pub(crate) embed_tokens: Embedding,
     pub(crate) layers: Vec<Block>,
     pub(crate) norm: RmsNorm,
+    /// DeepSeek V4: the final collapse of the hyper-connection streams.
+    pub(crate) hc_head: Option<hyper::HyperHead>,
     pub(crate) lm_head: Linear,
     /// `generation_config.json` (empty when absent).
     pub(crate) generation_config: GenerationConfig,
@@ -127,14 +130,24 @@ impl Model {
         let root = WeightSource::new(checkpoint.clone())
             .with_fp8_block(config.fp8_block)
             .with_quant(Arc::new(config.quant.clone()));
-        let root = if config.weight_prefix.is_empty() {
-            root
-        } else {
-            root.pp(config.weight_prefix.trim_end_matches('.'))
+        let scoped = |prefix: &str| match prefix.trim_end_matches('.') {
+            "" => root.clone(),
+            p => root.pp(p),
         };
-        let src = root.pp("model");
+        let src = scoped(&config.body_prefix);
+        let root = scoped(&config.weight_prefix);
+        // DeepSeek V4's own checkpoints keep the decoder at the root (`embed.weight`, `layers.N`,
+        // `norm.weight`, `hc_head_fn`); transformers' names put it under `model.`.
+        let own_v4_layout = config.hyper_connections.is_some()
+            && !src.contains("embed_tokens.weight")
+            && root.contains("embed.weight");
+        let (src, embed_name) = if own_v4_layout {
+            (root.clone(), "embed")
+        } else {
+            (src, "embed_tokens")
+        };
         let (v, h) = (config.vocab_size, config.hidden_size);
-        let embed_tokens = Embedding::load(&src, "embed_tokens", v, h)?;
+        let embed_tokens = Embedding::load(&src, embed_name, v, h)?;
         let names = config.family.spec().ffn_names;
         let n = config.num_layers;
         let mut layers = Vec::with_capacity(n);
@@ -144,9 +157,33 @@ impl Model {
                 p(i + 1, n);
             }
         }
-        let norm = RmsNorm::load(&src, "norm", h, config.rms_norm_eps)?;
+        let norm = RmsNorm::load_offset(
+            &src,
+            "norm",
+            h,
+            config.rms_norm_eps,
+            config.norm_weight_offset,
+        )?;
+        let hc_head = match &config.hyper_connections {
+            Some(hc) => Some(hyper::HyperHead::load(
+                &if own_v4_layout {
+                    src.clone()
+                } else {
+                    src.pp("hc_head")
+                },
+                if own_v4_layout { "hc_head_" } else { "hc_" },
+                hc.streams,
+                h,
+                hc.eps,
+                config.rms_norm_eps,
+            )?),
+            None => None,
+        };
         let lm_head = if config.tie_word_embeddings && !root.contains("lm_head.weight") {
             Linear::from_tensor(embed_tokens.weight.clone(), Orientation::OutIn, None)
+        } else if !root.contains("lm_head.weight") && root.contains("head.weight") {
+            // DeepSeek V4's own name.
+            Linear::load(&root, "head", h, v, false)?
         } else {
             Linear::load(&root, "lm_head", h, v, false)?
         };
@@ -158,6 +195,7 @@ impl Model {
             embed_tokens,
             layers,
             norm,
+            hc_head,
             lm_head,
             generation_config,
             #[cfg(feature = "text")]
@@ -288,12 +326,23 @@ impl Model {
 
     /// Bytes the caches of a session grow by per token: every layer's K/V (GQA), latent and rope
     /// key (MLA) and indexer key (DSA). Sliding-window and chunked layers stop growing at their
-    /// window, so this is the per-token cost until then.
+    /// window, so this is the per-token cost until then. Linear-attention layers (Qwen3.5's gated
+    /// DeltaNet) add nothing per token: their state is [`kv_cache_fixed_bytes`](Self::kv_cache_fixed_bytes).
     pub fn kv_cache_bytes_per_token(&self) -> usize {
         self.new_cache()
             .layers
             .iter()
             .map(LayerCache::bytes_per_position)
+            .sum()
+    }
+
+    /// Bytes a session's caches hold whatever the context once a token went through: the
+    /// convolution and recurrent state of every linear-attention layer (0 for other families).
+    pub fn kv_cache_fixed_bytes(&self) -> usize {
+        self.new_cache()
+            .layers
+            .iter()
+            .map(LayerCache::fixed_bytes)
             .sum()
     }
 
@@ -350,12 +399,22 @@ impl Model {
         let h = self.config.hidden_size;
         let positions: Vec<usize> = (start..start + t).collect();
         let mut x = self.embed_tokens.forward(ids); // [T, H]
+        if let Some(hc) = &self.config.hyper_connections {
+            // n copies of each token's embedding: [T, n·H].
+            x = x
+                .chunks_exact(h)
+                .flat_map(|row| row.repeat(hc.streams))
+                .collect();
+        }
         let mut selection: Option<Selection> = None;
         for (i, (block, c)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
-            self.run(|| block.forward(&mut x, &positions, c, &mut selection, mode));
+            self.run(|| block.forward(&mut x, &positions, c, &mut selection, mode, ids));
             if let Some(f) = hook.as_mut() {
                 f(i, &x);
             }
+        }
+        if let Some(head) = &self.hc_head {
+            x = self.run(|| head.forward(&x, t)); // [T, H]
         }
         let rows = match logits {
             LogitsMode::None => return Ok(Vec::new()),

@@ -22,6 +22,8 @@ pub(crate) struct MoeBlock {
     pub shared: Option<SharedExpert>,
     pub activation: ExpertActivation,
     pub hidden: usize,
+    /// DeepSeek V4's hash routing: `tid2eid [V, top_k]`, the experts of each token id.
+    pub tid2eid: Option<Vec<u32>>,
 }
 
 impl MoeBlock {
@@ -35,21 +37,29 @@ impl MoeBlock {
             + self.router.top_k * self.experts.first().map_or(0, |e| e.weight_bytes())
     }
 
-    /// `y[T, H]` for `x[T, H]`.
-    pub(crate) fn forward(&self, x: &[f32], t: usize) -> Vec<f32> {
-        self.forward_counted(x, t).0
+    /// `y[T, H]` for `x[T, H]` of the tokens `ids` (used by hash routing only).
+    pub(crate) fn forward(&self, x: &[f32], t: usize, ids: &[u32]) -> Vec<f32> {
+        self.forward_counted(x, t, ids).0
     }
 
-    /// `y[T, H]` for `x[T, H]`, and the bytes of the routed experts it read: each expert chosen by
-    /// any of the `T` rows is read once (the union of the rows' choices).
-    pub(crate) fn forward_counted(&self, x: &[f32], t: usize) -> (Vec<f32>, usize) {
+    /// `y[T, H]` for `x[T, H]` of the tokens `ids`, and the bytes of the routed experts it read:
+    /// each expert chosen by any of the `T` rows is read once (the union of the rows' choices).
+    pub(crate) fn forward_counted(&self, x: &[f32], t: usize, ids: &[u32]) -> (Vec<f32>, usize) {
         let h = self.hidden;
         let logits = self.router.logits(x, t); // [T, E]
         let e_count = self.experts.len();
+        let k = self.router.top_k;
         // For each expert, the tokens routed to it and their weights.
         let mut assigned: Vec<Vec<(usize, f32)>> = vec![Vec::new(); e_count];
         for (i, z) in logits.chunks_exact(e_count).enumerate() {
-            for (e, w) in self.router.route(z).experts {
+            let routing = match (&self.tid2eid, ids.get(i)) {
+                (Some(table), Some(&id)) => {
+                    let id = id as usize;
+                    self.router.route_hashed(z, &table[id * k..(id + 1) * k])
+                }
+                _ => self.router.route(z),
+            };
+            for (e, w) in routing.experts {
                 assigned[e].push((i, w));
             }
         }
@@ -87,7 +97,7 @@ impl MoeBlock {
             }
         }
         if let Some(shared) = &self.shared {
-            let s = shared.mlp.forward(x, t); // [T, H]
+            let s = shared.mlp.forward_act(x, t, self.activation); // [T, H]
             match &shared.gate {
                 None => kernels::add_assign(&mut y, &s),
                 Some(g) => {

@@ -127,14 +127,51 @@ impl Router {
                 kernels::softmax(&mut w);
                 idx.into_iter().zip(w).collect()
             }
+            RouterKind::SqrtSoftplus { .. } => {
+                let s = sqrt_softplus(z);
+                let b: Vec<f32> = match &self.e_score_correction_bias {
+                    Some(bias) => s.iter().zip(bias).map(|(x, y)| x + y).collect(),
+                    None => s.clone(),
+                };
+                return self.weigh(&s, top_k_indices(&b, k));
+            }
         };
         Routing { experts }
+    }
+
+    /// DeepSeek V4's hash routing: the experts `chosen` (from `tid2eid`), weighted by their
+    /// sqrt-softplus scores of the logits `z`, renormalised and scaled.
+    pub(crate) fn route_hashed(&self, z: &[f32], chosen: &[u32]) -> Routing {
+        let s = sqrt_softplus(z);
+        self.weigh(&s, chosen.iter().map(|&e| e as usize).collect())
+    }
+
+    /// `(e, scaling · s_e / Σ s)` for the chosen experts (DeepSeek V4).
+    fn weigh(&self, s: &[f32], idx: Vec<usize>) -> Routing {
+        let scaling = match self.kind {
+            RouterKind::SqrtSoftplus { scaling } => scaling,
+            _ => 1.0,
+        };
+        let sum: f32 = idx.iter().map(|&e| s[e]).sum::<f32>() + 1e-20;
+        Routing {
+            experts: idx.into_iter().map(|e| (e, s[e] / sum * scaling)).collect(),
+        }
     }
 
     /// Whether the routing weight scales the expert's input (Llama 4) instead of its output.
     pub(crate) fn scales_input(&self) -> bool {
         matches!(self.kind, RouterKind::Llama4)
     }
+}
+
+/// `sqrt(softplus(z))` elementwise (softplus linear above 20, as in PyTorch).
+fn sqrt_softplus(z: &[f32]) -> Vec<f32> {
+    z.iter()
+        .map(|&v| {
+            let sp = if v > 20.0 { v } else { v.exp().ln_1p() };
+            sp.sqrt()
+        })
+        .collect()
 }
 
 #[cfg(test)]

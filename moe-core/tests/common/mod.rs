@@ -26,14 +26,27 @@ pub fn shared_fixtures() -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
+/// The independent set of the newest families (DeepSeek V4, Qwen3.5-MoE) beside the checkout, when
+/// present.
+pub fn frontier_fixtures() -> Option<PathBuf> {
+    let p = repo_root()
+        .join("..")
+        .join("shared")
+        .join("fixtures-frontier");
+    p.is_dir().then_some(p)
+}
+
 /// A fixture family's folder in every set that has it (own first).
 pub fn fixture_dirs(family: &str) -> Vec<PathBuf> {
     let mut v = vec![];
     let own = own_fixtures().join(family);
     assert!(own.is_dir(), "missing project fixture {}", own.display());
     v.push(own);
-    if let Some(s) = shared_fixtures() {
-        let d = s.join(family);
+    for set in [shared_fixtures(), frontier_fixtures()]
+        .into_iter()
+        .flatten()
+    {
+        let d = set.join(family);
         if d.is_dir() {
             v.push(d);
         }

@@ -12,7 +12,7 @@ use moe_core::internals::read_safetensors_file;
 
 pub const TOL: f32 = 1e-3;
 
-pub const FAMILIES: [&str; 12] = [
+pub const FAMILIES: [&str; 15] = [
     "deepseek_v2",
     "deepseek_v3",
     "deepseek_v32",
@@ -25,6 +25,9 @@ pub const FAMILIES: [&str; 12] = [
     "qwen2_moe",
     "qwen3_moe",
     "qwen3_moe_tf5style",
+    "qwen3_5_moe",
+    "qwen3_5_moe_wrapped",
+    "deepseek_v4",
 ];
 
 pub fn repo_root() -> PathBuf {

@@ -21,12 +21,15 @@ pub(crate) const SPEC: FamilySpec = FamilySpec {
         moe_layers: MoeLayerRule::FirstKDense(0),
         default_mask: MaskRule::Causal,
         rotary: RotaryLayersRule::All,
+        mixers: MixerRule::Attention,
     },
     moe: MLA_MOE,
     ffn_names: FfnNames {
         shared: Some("shared_experts"),
         ..BASE_FFN_NAMES
     },
+    norm_weight_offset: 0.0,
+    wrapper: WrapperLayout::LanguageModel,
 };
 
 /// The MoE settings DeepSeek-style configs share (the router differs).

@@ -20,9 +20,12 @@ pub(crate) const SPEC: FamilySpec = FamilySpec {
         moe_layers: MoeLayerRule::FirstKDense(3),
         default_mask: MaskRule::Causal,
         rotary: RotaryLayersRule::All,
+        mixers: MixerRule::Attention,
     },
     moe: SIGMOID_MLA_MOE,
     ffn_names: DEEPSEEK_FFN_NAMES,
+    norm_weight_offset: 0.0,
+    wrapper: WrapperLayout::LanguageModel,
 };
 
 /// DeepSeek V3's MoE settings, shared by V3.2 and GLM-5.

@@ -27,11 +27,13 @@ pub(crate) const SPEC: FamilySpec = FamilySpec {
         },
         rope_layout: RopeLayout::Half,
         sinks: false,
+        output_gate: false,
     }),
     layers: LayerSpec {
         moe_layers: MoeLayerRule::FirstKDense(1),
         default_mask: MaskRule::Causal,
         rotary: RotaryLayersRule::All,
+        mixers: MixerRule::Attention,
     },
     moe: MoeSpec {
         num_experts_keys: &["num_local_experts", "num_experts", "n_routed_experts"],
@@ -47,4 +49,6 @@ pub(crate) const SPEC: FamilySpec = FamilySpec {
         shared: Some("shared_experts"),
         ..BASE_FFN_NAMES
     },
+    norm_weight_offset: 0.0,
+    wrapper: WrapperLayout::LanguageModel,
 };

@@ -27,11 +27,13 @@ pub(crate) const SPEC: FamilySpec = FamilySpec {
         },
         rope_layout: RopeLayout::Interleaved,
         sinks: false,
+        output_gate: false,
     }),
     layers: LayerSpec {
         moe_layers: MoeLayerRule::Interleaved,
         default_mask: MaskRule::ChunkedOnRotaryLayers,
         rotary: RotaryLayersRule::NoRopeLayers,
+        mixers: MixerRule::Attention,
     },
     moe: MoeSpec {
         num_experts_keys: &["num_local_experts", "num_experts", "n_routed_experts"],
@@ -53,4 +55,6 @@ pub(crate) const SPEC: FamilySpec = FamilySpec {
         shared: Some("shared_expert"),
         ..BASE_FFN_NAMES
     },
+    norm_weight_offset: 0.0,
+    wrapper: WrapperLayout::LanguageModel,
 };

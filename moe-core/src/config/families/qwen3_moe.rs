@@ -26,11 +26,13 @@ pub(crate) const SPEC: FamilySpec = FamilySpec {
         },
         rope_layout: RopeLayout::Half,
         sinks: false,
+        output_gate: false,
     }),
     layers: LayerSpec {
         moe_layers: MoeLayerRule::SparseStep,
         default_mask: MaskRule::SlidingWhenEnabled,
         rotary: RotaryLayersRule::All,
+        mixers: MixerRule::Attention,
     },
     moe: MoeSpec {
         num_experts_keys: &["num_local_experts", "num_experts", "n_routed_experts"],
@@ -44,4 +46,6 @@ pub(crate) const SPEC: FamilySpec = FamilySpec {
         activation: ActivationRule::SwiGlu,
     },
     ffn_names: BASE_FFN_NAMES,
+    norm_weight_offset: 0.0,
+    wrapper: WrapperLayout::LanguageModel,
 };
