@@ -74,3 +74,21 @@ impl Args {
         }
     }
 }
+
+impl Args {
+    /// Fails on any option not in `known` (values or switches), naming it.
+    pub fn reject_unknown(&self, known: &[&str]) -> Result<(), String> {
+        let given = self.values.keys().chain(self.flags.iter());
+        match given.filter(|n| !known.contains(&n.as_str())).min() {
+            Some(bad) => Err(format!(
+                "unknown option --{bad} (options: {})",
+                known
+                    .iter()
+                    .map(|k| format!("--{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+}
