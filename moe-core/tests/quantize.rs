@@ -305,3 +305,32 @@ fn demo_fidelity_holds() {
 /// `kl_mean` of q8 (experts, group 32) on the first 512 tokens of examples/data/fidelity.txt, as
 /// measured with `examples/fidelity` (README's table).
 const Q8_KL_MEAN: f64 = 0.001819;
+
+#[test]
+fn fidelity_and_quantize_checkpoint_refuse_bad_arguments() {
+    let demo = Arc::new(Model::load(demo()).unwrap());
+    for ids in [&[][..], &[3u32][..]] {
+        let e = fidelity(&demo, &demo, ids).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    }
+    let other = Arc::new(Model::load(common::own_fixtures().join("qwen3_moe")).unwrap());
+    let e = fidelity(&demo, &other, &[1, 2, 3]).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    let e = fidelity(&demo, &demo, &[1, 5_000_000]).unwrap_err();
+    assert!(matches!(e, Error::TokenOutOfRange { .. }), "{e}");
+    let out = tempfile::tempdir().unwrap();
+    let e = quantize_checkpoint(
+        out.path().join("absent"),
+        out.path().join("q"),
+        QuantizeOptions::new(4),
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    let e = quantize_checkpoint(demo_dir(), demo_dir(), QuantizeOptions::new(4), None).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+}
+
+fn demo_dir() -> PathBuf {
+    demo()
+}
