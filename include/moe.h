@@ -223,6 +223,20 @@ typedef enum moe_precision {
 } moe_precision;
 
 /**
+ * Values of `moe_model_params.quantize_scope` and `moe_quantize_params.scope`.
+ */
+typedef enum moe_quantize_scope {
+  /**
+   * The routed experts only.
+   */
+  MOE_QUANTIZE_SCOPE_EXPERTS = 0,
+  /**
+   * Every linear layer of the decoder layers except routers.
+   */
+  MOE_QUANTIZE_SCOPE_LINEAR = 1,
+} moe_quantize_scope;
+
+/**
  * A loaded model (opaque). Immutable once loaded: every function taking a `const moe_model *` may be
  * called from several threads at the same time. Sessions keep the weights alive, so the handle may
  * be freed while sessions made from it are still in use.
@@ -363,12 +377,6 @@ typedef void (*moe_progress_fn)(size_t layers_done,
                                 void *user_data);
 
 /**
- * The raw integer a C caller stores in a `quantize_scope` field (checked before use). Shown as
- * `moe_quantize_scope` in the header.
- */
-typedef uint32_t moe_quantize_scope_arg;
-
-/**
  * Options of `moe_model_load`. Get the defaults from `moe_model_default_params()` and change
  * fields, so programs keep compiling when fields are added.
  */
@@ -415,7 +423,7 @@ typedef struct moe_model_params {
    * Which layers are quantized: `MOE_QUANTIZE_SCOPE_EXPERTS` (the default: routed experts) or
    * `MOE_QUANTIZE_SCOPE_LINEAR` (every linear layer but routers, embedding and lm_head).
    */
-  moe_quantize_scope_arg quantize_scope;
+  moe_quantize_scope quantize_scope;
 } moe_model_params;
 
 /**
@@ -470,7 +478,7 @@ typedef struct moe_quantize_params {
   /**
    * `MOE_QUANTIZE_SCOPE_EXPERTS` (the default) or `MOE_QUANTIZE_SCOPE_LINEAR`.
    */
-  moe_quantize_scope_arg scope;
+  moe_quantize_scope scope;
   /**
    * Progress callback, or NULL for none (the default).
    */

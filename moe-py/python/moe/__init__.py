@@ -17,7 +17,9 @@ tokenizer.json, tokenizer_config.json and generation_config.json when present).
 prompt and text pieces for a text prompt; :meth:`Model.chat` renders chat messages with the model's
 template and streams the reply. :class:`Tokenizer` encodes, decodes and applies chat templates.
 Compute runs with the GIL released: one model can serve sessions on several threads. Errors are
-:class:`MoeError` subclasses (see :mod:`moe.errors`).
+:class:`MoeError` subclasses (see :mod:`moe.errors`). ``Model(path, quantize="q4")`` quantizes a
+float checkpoint while loading; :func:`quantize_checkpoint` writes it as a compressed-tensors
+checkpoint; :func:`fidelity` measures what quantization changed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ._native import (
     TokenStream,
     __version__,
     estimate_memory,
+    fidelity,
+    quantize_checkpoint,
 )
 from .errors import (
     CancelledError,
@@ -80,4 +84,6 @@ __all__ = [
     "__version__",
     "errors",
     "estimate_memory",
+    "fidelity",
+    "quantize_checkpoint",
 ]

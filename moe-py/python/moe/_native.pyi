@@ -44,6 +44,9 @@ class Model:
         threads: int | None = None,
         precision: Literal["f32", "bf16", "int8"] = "f32",
         copy_weights: bool = False,
+        quantize: Literal["q4", "q8"] | None = None,
+        group_size: int | None = None,
+        quantize_scope: Literal["experts", "linear"] = "experts",
     ) -> Model: ...
     @property
     def path(self) -> Path: ...
@@ -260,3 +263,13 @@ class StreamDecoder:
     def flush(self) -> str: ...
 
 def estimate_memory(path: _StrPath, context: int | None = None) -> dict[str, int]: ...
+def quantize_checkpoint(
+    src: _StrPath,
+    dst: _StrPath,
+    quantize: Literal["q4", "q8"] = "q4",
+    *,
+    group_size: int | None = None,
+    scope: Literal["experts", "linear"] = "experts",
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, Any]: ...
+def fidelity(reference: Model, candidate: Model, tokens: _TokenIds) -> dict[str, float]: ...
