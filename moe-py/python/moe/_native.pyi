@@ -18,6 +18,8 @@ __all__ = [
     "Tokenizer",
     "__version__",
     "estimate_memory",
+    "fidelity",
+    "quantize_checkpoint",
 ]
 
 __version__: str
