@@ -169,7 +169,7 @@ fn f32s(t: &Tensor) -> Vec<f32> {
             .chunks_exact(2)
             .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
-        DType::F32 => t.to_f32_vec().unwrap(),
+        DType::F32 | DType::F16 => t.to_f32_vec().unwrap(),
         d => panic!("unexpected dtype {d}"),
     }
 }
@@ -333,4 +333,59 @@ fn fidelity_and_quantize_checkpoint_refuse_bad_arguments() {
 
 fn demo_dir() -> PathBuf {
     demo()
+}
+
+/// The demo model converted to `dtype` (every float tensor), in a new folder.
+fn demo_as(dtype: safetensors::Dtype, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(demo().join("config.json"), dir.join("config.json")).unwrap();
+    let tensors = read_safetensors_file(&demo().join("model.safetensors")).unwrap();
+    let data: Vec<(String, Vec<usize>, safetensors::Dtype, Vec<u8>)> = tensors
+        .iter()
+        .map(|t| {
+            let v = f32s(t);
+            let bytes: Vec<u8> = match dtype {
+                safetensors::Dtype::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                safetensors::Dtype::F16 => v
+                    .iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                    .collect(),
+                d => panic!("{d:?}"),
+            };
+            (t.name().to_string(), t.shape().to_vec(), dtype, bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(n, s, d, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, &None, &dir.join("model.safetensors")).unwrap();
+}
+
+#[test]
+fn f32_and_f16_checkpoints_quantize_with_scales_in_their_dtype() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (dtype, want) in [
+        (safetensors::Dtype::F32, DType::F32),
+        (safetensors::Dtype::F16, DType::F16),
+    ] {
+        let dir = tmp.path().join(format!("{dtype:?}"));
+        demo_as(dtype, &dir);
+        let q = QuantizeOptions::new(4).with_scope(QuantizeScope::Linear);
+        assert_same_as_saved(&dir, q);
+        let dst = tmp.path().join(format!("{dtype:?}-q4"));
+        quantize_checkpoint(&dir, &dst, q, None).unwrap();
+        let written = read_safetensors_file(&dst.join("model.safetensors")).unwrap();
+        let scales: Vec<&Tensor> = written
+            .iter()
+            .filter(|t| t.name().ends_with(".weight_scale"))
+            .collect();
+        assert!(!scales.is_empty());
+        assert!(scales.iter().all(|t| t.dtype() == want), "{dtype:?}");
+    }
 }
