@@ -129,7 +129,18 @@ pub fn quantize_checkpoint(
     opts: QuantizeOptions,
     progress: Option<&mut dyn FnMut(usize, usize)>,
 ) -> Result<QuantizeSummary> {
-    let (src, dst) = (src.as_ref(), dst.as_ref());
+    write_quantized(src.as_ref(), dst.as_ref(), opts, progress, MAX_SHARD_BYTES)
+}
+
+/// [`quantize_checkpoint`] with shards of at most `max_shard` bytes (one tensor more if it alone is
+/// larger).
+fn write_quantized(
+    src: &Path,
+    dst: &Path,
+    opts: QuantizeOptions,
+    progress: Option<&mut dyn FnMut(usize, usize)>,
+    max_shard: usize,
+) -> Result<QuantizeSummary> {
     let config = ModelConfig::load(src)?;
     let plan = QuantizePlan::new(&config, opts)?;
     prepare_dst(src, dst)?;
@@ -231,7 +242,7 @@ pub fn quantize_checkpoint(
         ));
         summary.copied += 1;
     }
-    write_shards(dst, &views, &mut summary)?;
+    write_shards(dst, &views, &mut summary, max_shard)?;
     write_config(src, dst, opts, ignore)?;
     copy_other_files(src, dst)?;
     Ok(summary)
@@ -261,11 +272,12 @@ fn write_shards(
     dst: &Path,
     views: &[(String, View<'_, '_>)],
     summary: &mut QuantizeSummary,
+    max_shard: usize,
 ) -> Result<()> {
     let mut shards: Vec<Vec<&(String, View<'_, '_>)>> = vec![vec![]];
     let mut size = 0;
     for v in views {
-        if size > 0 && size + v.1.len > MAX_SHARD_BYTES {
+        if size > 0 && size + v.1.len > max_shard {
             shards.push(vec![]);
             size = 0;
         }
@@ -379,4 +391,56 @@ fn copy_other_files(src: &Path, dst: &Path) -> Result<()> {
         std::fs::copy(&path, dst.join(&*name)).map_err(|e| Error::io(&path, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{LogitsMode, Model, Session, SessionParams};
+
+    fn demo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/tiny-deepseek-pycode")
+    }
+
+    fn logits(dir: &Path) -> Vec<f32> {
+        let m = Arc::new(Model::load(dir).unwrap());
+        let mut s = Session::new(m, &SessionParams::default()).unwrap();
+        s.prefill(&[3, 1, 4, 1, 5, 9, 2, 6], LogitsMode::All)
+            .unwrap()
+    }
+
+    #[test]
+    fn sharded_output_has_an_index_and_loads_to_the_same_logits() {
+        let tmp = std::env::temp_dir().join(format!("moe-export-test-{}", std::process::id()));
+        let (one, many) = (tmp.join("one"), tmp.join("many"));
+        let q = QuantizeOptions::new(4);
+        let mut calls = 0;
+        let mut progress = |done: usize, total: usize| {
+            assert!(done <= total);
+            calls += 1;
+        };
+        let a = write_quantized(&demo(), &one, q, Some(&mut progress), MAX_SHARD_BYTES).unwrap();
+        assert!(calls > 0);
+        let b = write_quantized(&demo(), &many, q, None, 1 << 20).unwrap();
+        assert_eq!(a.shards, 1);
+        assert!(b.shards > 3, "{} shards", b.shards);
+        assert!(!one.join("model.safetensors.index.json").exists());
+        let index: Value = serde_json::from_str(
+            &std::fs::read_to_string(many.join("model.safetensors.index.json")).unwrap(),
+        )
+        .unwrap();
+        let files: std::collections::BTreeSet<&str> = index["weight_map"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(files.len(), b.shards);
+        assert!(files.contains(format!("model-00001-of-{:05}.safetensors", b.shards).as_str()));
+        assert_eq!(logits(&one), logits(&many));
+        std::fs::remove_dir_all(&tmp).ok();
+    }
 }
