@@ -11,6 +11,7 @@
 //!   `+128` (int8, four per word).
 
 use half::{bf16, f16};
+use rayon::prelude::*;
 
 use crate::kernels::FloatData;
 
@@ -76,23 +77,25 @@ fn range(bits: u32) -> (f32, f32) {
 }
 
 /// The scales of `w` (`[rows, cols]`, `cols` a multiple of `group`), as f32 values of the weight's
-/// dtype, `[rows, cols / group]`.
+/// dtype, `[rows, cols / group]`. Rows are split over the current rayon pool.
 fn scales_f32(w: &FloatData<'_>, rows: usize, cols: usize, bits: u32, group: usize) -> Vec<f32> {
     let r = Round::of(w);
     let (qmin, qmax) = range(bits);
     let half_range = r.round((qmax - qmin) / 2.0);
     let groups = cols / group;
-    let mut out = Vec::with_capacity(rows * groups);
-    for row in 0..rows {
-        for g in 0..groups {
-            let start = row * cols + g * group;
-            let absmax = (start..start + group)
-                .map(|i| w.get(i).abs())
-                .fold(0.0f32, f32::max);
-            let s = r.round(absmax / half_range);
-            out.push(if s == 0.0 { r.eps() } else { s });
-        }
-    }
+    let mut out = vec![0.0f32; rows * groups];
+    out.par_chunks_mut(groups.max(1))
+        .enumerate()
+        .for_each(|(row, out)| {
+            for (g, s) in out.iter_mut().enumerate() {
+                let start = row * cols + g * group;
+                let absmax = (start..start + group)
+                    .map(|i| w.get(i).abs())
+                    .fold(0.0f32, f32::max);
+                let v = r.round(absmax / half_range);
+                *s = if v == 0.0 { r.eps() } else { v };
+            }
+        });
     out
 }
 
@@ -134,20 +137,22 @@ pub(crate) fn quantize_matrix(
     let groups = cols / group;
     let words = cols / per_word;
     let mut codes = vec![0i32; rows * words];
-    for row in 0..rows {
-        let out = &mut codes[row * words..(row + 1) * words];
-        for j in 0..cols {
-            let s = scales[row * groups + j / group];
-            let q = r
-                .round(w.get(row * cols + j) / s)
-                .clamp(qmin, qmax)
-                .round_ties_even();
-            // NaN weights clamp to NaN and convert to 0 (saturating cast): code `offset`, value 0.
-            let code = ((q as i32 + offset) as u32) & mask;
-            let shift = (j % per_word) as u32 * bits;
-            out[j / per_word] |= (code << shift) as i32;
-        }
-    }
+    codes
+        .par_chunks_mut(words.max(1))
+        .enumerate()
+        .for_each(|(row, out)| {
+            for j in 0..cols {
+                let s = scales[row * groups + j / group];
+                let q = r
+                    .round(w.get(row * cols + j) / s)
+                    .clamp(qmin, qmax)
+                    .round_ties_even();
+                // NaN weights clamp to NaN and convert to 0 (saturating cast): code `offset`, value 0.
+                let code = ((q as i32 + offset) as u32) & mask;
+                let shift = (j % per_word) as u32 * bits;
+                out[j / per_word] |= (code << shift) as i32;
+            }
+        });
     let scales = match r {
         Round::F32 => OwnedScales::F32(scales),
         Round::F16 => OwnedScales::F16(scales.into_iter().map(f16::from_f32).collect()),
