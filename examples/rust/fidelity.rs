@@ -53,7 +53,7 @@ fn run() -> Result<(), String> {
     let (candidate, label) = match (args.get("quantize"), args.get("against")) {
         (Some(_), Some(_)) => return Err("--quantize and --against exclude each other".into()),
         (None, None) => return Err(format!("one of --quantize or --against is needed\n{USAGE}")),
-        (None, Some(other)) => (Model::load(other).map_err(err)?, format!("{other:?}")),
+        (None, Some(other)) => (Model::load(other).map_err(err)?, other.to_string()),
         (Some(q), None) => {
             let bits = match q {
                 "q4" => 4,
@@ -65,7 +65,7 @@ fn run() -> Result<(), String> {
                 .with_scope(scope);
             let m = Model::load_with(dir, LoadOptions::default().with_quantization(opts))
                 .map_err(err)?;
-            (m, format!("\"{q}\""))
+            (m, q.to_string())
         }
     };
     let candidate = Arc::new(candidate);
@@ -74,7 +74,7 @@ fn run() -> Result<(), String> {
     let vocab = reference.vocab_size();
     let (ids, stream) = match (args.get("text"), args.opt::<usize>("tokens")?) {
         (Some(_), Some(_)) => return Err("--text and --tokens exclude each other".into()),
-        (None, Some(n)) => (random_ids(n, vocab, seed), format!("\"random:{n}:{seed}\"")),
+        (None, Some(n)) => (random_ids(n, vocab, seed), format!("random:{n}:{seed}")),
         (text_file, None) => match reference.tokenizer() {
             Some(tok) => {
                 let text = match text_file {
@@ -84,38 +84,36 @@ fn run() -> Result<(), String> {
                 let mut ids = tok.encode(&text, false).map_err(err)?;
                 ids.truncate(limit);
                 let name = text_file.unwrap_or("examples/data/fidelity.txt");
-                (ids, format!("{name:?}"))
+                (ids, name.to_string())
             }
             None if text_file.is_some() => {
                 return Err("--text needs a model with a tokenizer.json".into())
             }
-            None => (
-                random_ids(256, vocab, seed),
-                format!("\"random:256:{seed}\""),
-            ),
+            None => (random_ids(256, vocab, seed), format!("random:256:{seed}")),
         },
     };
     let f = fidelity(&reference, &candidate, &ids).map_err(err)?;
     let q = args.get("quantize").is_some();
-    println!(
-        "{{\"model\":{dir:?},\"candidate\":{label},\"group\":{},\"scope\":{},\"stream\":{stream},\
-         \"tokens\":{},\"kl_mean\":{:.6},\"kl_max\":{:.6},\"top1_agreement\":{:.4},\
-         \"ppl_ref\":{:.4},\"ppl\":{:.4},\"bytes_per_token_ref\":{},\"bytes_per_token\":{}}}",
-        if q { group.to_string() } else { "null".into() },
-        if q {
-            format!("\"{}\"", scope.as_str())
-        } else {
-            "null".into()
-        },
-        f.tokens,
-        f.kl_mean,
-        f.kl_max,
-        f.top1_agreement,
-        f.ppl_ref,
-        f.ppl,
-        f.bytes_per_token_ref,
-        f.bytes_per_token
-    );
+    let round = |v: f64, digits: i32| {
+        let p = 10f64.powi(digits);
+        (v * p).round() / p
+    };
+    let line = serde_json::json!({
+        "model": dir,
+        "candidate": label,
+        "group": if q { Some(group) } else { None },
+        "scope": if q { Some(scope.as_str()) } else { None },
+        "stream": stream,
+        "tokens": f.tokens,
+        "kl_mean": round(f.kl_mean, 6),
+        "kl_max": round(f.kl_max, 6),
+        "top1_agreement": round(f.top1_agreement, 4),
+        "ppl_ref": round(f.ppl_ref, 4),
+        "ppl": round(f.ppl, 4),
+        "bytes_per_token_ref": f.bytes_per_token_ref,
+        "bytes_per_token": f.bytes_per_token,
+    });
+    println!("{line}");
     Ok(())
 }
 
