@@ -107,8 +107,8 @@ if [[ -f "$TEXT_MODEL/tokenizer.json" ]]; then
     step "run $b: streams the documented continuation" \
       sh -c "'$bin/$b' --model '$TEXT_MODEL' 2>/dev/null > '$tmp/$b.txt' && diff '$tmp/text.want' '$tmp/$b.txt'"
   done
-  step "text tests (C)" "$bin/text_test" "$TEXT_MODEL" "$MODEL_FOR_TESTS"
-  step "text tests (C++)" "$bin/text_test-cpp" "$TEXT_MODEL" "$MODEL_FOR_TESTS"
+  step "text tests (C)" "$bin/text_test" "$TEXT_MODEL" "$MODEL_FOR_TESTS" "$tmp/q4-c"
+  step "text tests (C++)" "$bin/text_test-cpp" "$TEXT_MODEL" "$MODEL_FOR_TESTS" "$tmp/q4-cpp"
 else
   echo "-- $TEXT_MODEL is missing: text checks cannot run"
   failed=$((failed + 1))

@@ -223,6 +223,20 @@ typedef enum moe_precision {
 } moe_precision;
 
 /**
+ * Values of `moe_model_params.quantize_scope` and `moe_quantize_params.scope`.
+ */
+typedef enum moe_quantize_scope {
+  /**
+   * The routed experts only.
+   */
+  MOE_QUANTIZE_SCOPE_EXPERTS = 0,
+  /**
+   * Every linear layer of the decoder layers except routers.
+   */
+  MOE_QUANTIZE_SCOPE_LINEAR = 1,
+} moe_quantize_scope;
+
+/**
  * A loaded model (opaque). Immutable once loaded: every function taking a `const moe_model *` may be
  * called from several threads at the same time. Sessions keep the weights alive, so the handle may
  * be freed while sessions made from it are still in use.
@@ -394,6 +408,22 @@ typedef struct moe_model_params {
    * weights). Other values are `MOE_ERR_INVALID_ARGUMENT`.
    */
   moe_precision precision;
+  /**
+   * Quantize the checkpoint's bf16/f16/f32 linear layers while loading: 0 (the default) keeps
+   * every weight in its stored dtype, 4 or 8 quantizes to symmetric int4/int8 groups (the layout
+   * and rounding of compressed-tensors `pack-quantized`). Other values, or a checkpoint that is
+   * already quantized, fail (`MOE_ERR_INVALID_ARGUMENT`, `MOE_ERR_UNSUPPORTED_QUANTIZATION`).
+   */
+  uint32_t quantize_bits;
+  /**
+   * Elements per scale when quantizing: 0 (the default) is 32; otherwise a multiple of 8.
+   */
+  uint32_t quantize_group_size;
+  /**
+   * Which layers are quantized: `MOE_QUANTIZE_SCOPE_EXPERTS` (the default: routed experts) or
+   * `MOE_QUANTIZE_SCOPE_LINEAR` (every linear layer but routers, embedding and lm_head).
+   */
+  moe_quantize_scope quantize_scope;
 } moe_model_params;
 
 /**
@@ -421,6 +451,43 @@ typedef struct moe_memory_estimate {
    */
   size_t total_bytes;
 } moe_memory_estimate;
+
+/**
+ * Called while a checkpoint is quantized, after each source tensor, with the source bytes done so
+ * far and their total. `user_data` is the pointer given in `moe_quantize_params`. It runs on the
+ * calling thread and must return normally.
+ */
+typedef void (*moe_quantize_progress_fn)(size_t bytes_done,
+                                         size_t bytes_total,
+                                         void *user_data);
+
+/**
+ * Options of `moe_checkpoint_quantize`. Get the defaults from `moe_quantize_default_params()` and
+ * change fields, so programs keep compiling when fields are added.
+ */
+typedef struct moe_quantize_params {
+  /**
+   * 4 or 8 (default 4).
+   */
+  uint32_t bits;
+  /**
+   * Elements per scale along a matrix's input dimension: 0 (the default) is 32; otherwise a
+   * multiple of 8. Matrices whose input width it does not divide stay in their dtype.
+   */
+  uint32_t group_size;
+  /**
+   * `MOE_QUANTIZE_SCOPE_EXPERTS` (the default) or `MOE_QUANTIZE_SCOPE_LINEAR`.
+   */
+  moe_quantize_scope scope;
+  /**
+   * Progress callback, or NULL for none (the default).
+   */
+  moe_quantize_progress_fn progress;
+  /**
+   * Passed unchanged to `progress`; the library never dereferences it.
+   */
+  void *progress_user_data;
+} moe_quantize_params;
 
 /**
  * Options of `moe_session_new`. Get the defaults from `moe_session_default_params()` and change
@@ -747,6 +814,36 @@ moe_status moe_model_eos_tokens(const struct moe_model *model,
 moe_status moe_estimate_memory(const char *path,
                                size_t context,
                                struct moe_memory_estimate *out);
+
+/**
+ * The default quantization parameters: int4, group 32, routed experts, no progress callback.
+ *
+ * Thread-safety: may be called from any thread.
+ */
+struct moe_quantize_params moe_quantize_default_params(void);
+
+/**
+ * Quantizes the bf16/f16/f32 checkpoint in directory `src` into directory `dst` (absent or empty;
+ * created) as a compressed-tensors `pack-quantized` checkpoint: the linear layers in
+ * `params->scope` become int4/int8 codes with per-group scales (the same codes `moe_model_load`
+ * computes with `quantize_bits`), everything else is copied, `config.json` gains its
+ * `quantization_config`, and the tokenizer and other files are copied. Works tensor by tensor, so
+ * memory holds about one tensor at a time. `moe_model_load` then maps the result like any
+ * checkpoint.
+ *
+ * `params` may be NULL for the defaults. Fails with `MOE_ERR_UNSUPPORTED_QUANTIZATION` for an already
+ * quantized checkpoint or fused expert tensors, `MOE_ERR_INVALID_ARGUMENT` for bad options or a
+ * non-empty `dst`.
+ *
+ * Thread-safety: may be called from any thread.
+ *
+ * # Safety
+ * `src` and `dst` must be NULL or NUL-terminated strings; `params` NULL or a valid
+ * `moe_quantize_params`.
+ */
+moe_status moe_checkpoint_quantize(const char *src,
+                                   const char *dst,
+                                   const struct moe_quantize_params *params);
 
 /**
  * The default sampler parameters: greedy, no filtering, no penalty, seed 0.

@@ -2,9 +2,12 @@
  * text_test: the text half of the C API on a model with a tokenizer: tokenize / detokenize with the
  * size-reporting buffer convention, UTF-8 round trips, streamed generation (complete UTF-8 pieces
  * whose concatenation is the decoded text), stop strings, stopping from the callback, a busy session,
- * and the errors of models without a tokenizer or a chat template. Valid C11 and C++.
+ * and the errors of models without a tokenizer or a chat template; quantization: the model loaded
+ * as int4 generates, and, given QUANTIZED_OUT_DIR (absent or empty), the checkpoint written there by
+ * moe_checkpoint_quantize reloads and generates the same text. Valid C11 and C++.
  *
- *   text_test MODEL_DIR NO_TOKENIZER_MODEL_DIR   (e.g. models/tiny-deepseek-pycode fixtures/deepseek_v3)
+ *   text_test MODEL_DIR NO_TOKENIZER_MODEL_DIR [QUANTIZED_OUT_DIR]
+ *   (e.g. models/tiny-deepseek-pycode fixtures/deepseek_v3 /tmp/q4)
  *
  * Prints each failed check and "text: N passed, M failed"; exits non-zero on any failure.
  */
@@ -233,6 +236,62 @@ static void generating(moe_model *model) {
     moe_session_free(session);
 }
 
+/* Greedy text of 16 tokens after PROMPT from `model` into `c`; returns the token count. */
+static size_t greedy_text(moe_model *model, struct collected *c) {
+    moe_session *session = NULL;
+    size_t n = 0;
+    CHECK(moe_session_new(model, NULL, &session) == MOE_OK);
+    moe_generate_params p = moe_generate_default_params();
+    p.max_new_tokens = 16;
+    collected_init(c);
+    CHECK(moe_session_generate(session, PROMPT, strlen(PROMPT), &p, collect, c, &n) == MOE_OK);
+    moe_session_free(session);
+    return n;
+}
+
+static void count_progress(size_t done, size_t total, void *user_data) {
+    size_t *calls = (size_t *)user_data;
+    *calls += done <= total;
+}
+
+static void quantizing(const char *dir, const char *out_dir) {
+    moe_model_params mp = moe_model_default_params();
+    mp.quantize_bits = 4;
+    mp.quantize_scope = MOE_QUANTIZE_SCOPE_LINEAR;
+    moe_model *model = NULL;
+    CHECK(moe_model_load(dir, &mp, &model) == MOE_OK);
+    if (model == NULL) {
+        return;
+    }
+    struct collected on_load;
+    CHECK(greedy_text(model, &on_load) == 16 && on_load.all_valid && on_load.len > 0);
+    moe_model_free(model);
+
+    mp.quantize_bits = 5;
+    model = NULL;
+    CHECK(moe_model_load(dir, &mp, &model) == MOE_ERR_INVALID_ARGUMENT && model == NULL);
+    if (out_dir == NULL) {
+        return;
+    }
+    moe_quantize_params qp = moe_quantize_default_params();
+    qp.scope = MOE_QUANTIZE_SCOPE_LINEAR;
+    size_t calls = 0;
+    qp.progress = count_progress;
+    qp.progress_user_data = &calls;
+    CHECK(moe_checkpoint_quantize(dir, out_dir, &qp) == MOE_OK && calls > 0);
+    CHECK(moe_model_load(out_dir, NULL, &model) == MOE_OK);
+    if (model == NULL) {
+        return;
+    }
+    struct collected reloaded;
+    CHECK(greedy_text(model, &reloaded) == 16 && strcmp(reloaded.text, on_load.text) == 0);
+    moe_model_free(model);
+    /* The written checkpoint is already quantized. */
+    mp.quantize_bits = 8;
+    CHECK(moe_model_load(out_dir, &mp, &model) == MOE_ERR_UNSUPPORTED_QUANTIZATION);
+    CHECK(moe_checkpoint_quantize(dir, out_dir, NULL) == MOE_ERR_INVALID_ARGUMENT);
+}
+
 static void without_tokenizer(const char *dir) {
     moe_model *model = NULL;
     moe_session *session = NULL;
@@ -248,8 +307,8 @@ static void without_tokenizer(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s MODEL_DIR NO_TOKENIZER_MODEL_DIR\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s MODEL_DIR NO_TOKENIZER_MODEL_DIR [QUANTIZED_OUT_DIR]\n", argv[0]);
         return 2;
     }
     moe_model *model = NULL;
@@ -261,6 +320,7 @@ int main(int argc, char **argv) {
         moe_model_free(model);
     }
     without_tokenizer(argv[2]);
+    quantizing(argv[1], argc == 4 ? argv[3] : NULL);
     printf("text: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -308,3 +308,107 @@ fn logits_example_rejects_unknown_options_and_unpaired_decode_ids() {
     assert_eq!(line["tokens"], 3);
     assert_eq!(tensor(&out, "decode_logits.0").0, vec![1, 256]);
 }
+
+#[test]
+fn quantize_example_writes_a_checkpoint_that_loads_and_rejects_unknown_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("q8");
+    let o = example("quantize")
+        .args(["--model", "models/tiny-deepseek-pycode", "--out"])
+        .arg(&out)
+        .args(["--bits", "8", "--scope", "linear"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("linear layers int8"));
+    let m = moe_core::Model::load(&out).unwrap();
+    assert!(m.config().quant.pack_scheme().is_some());
+    assert!(out.join("tokenizer.json").is_file());
+    for bad in [
+        vec![
+            "--model",
+            "models/tiny-deepseek-pycode",
+            "--out",
+            "x",
+            "--bits",
+            "4",
+            "--grup",
+            "8",
+        ],
+        vec![
+            "--model",
+            "models/tiny-deepseek-pycode",
+            "--out",
+            "x",
+            "--bits",
+            "3",
+        ],
+        vec!["--model", "models/tiny-deepseek-pycode", "--bits", "4"],
+    ] {
+        let o = example("quantize").args(&bad).output().unwrap();
+        assert!(!o.status.success(), "{bad:?} succeeded");
+        assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
+    }
+}
+
+#[test]
+fn fidelity_example_prints_one_json_line() {
+    let o = example("fidelity")
+        .args([
+            "--model",
+            "models/tiny-deepseek-pycode",
+            "--quantize",
+            "q4",
+            "--limit",
+            "64",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in [
+        "kl_mean",
+        "kl_max",
+        "top1_agreement",
+        "ppl_ref",
+        "ppl",
+        "bytes_per_token_ref",
+        "bytes_per_token",
+    ] {
+        assert!(v[key].is_number(), "{key} missing in {out}");
+    }
+    assert_eq!(v["tokens"], 64);
+    assert!(v["kl_mean"].as_f64().unwrap() > 0.0);
+    assert!(v["bytes_per_token"].as_u64() < v["bytes_per_token_ref"].as_u64());
+    // A model against itself, on random ids.
+    let o = example("fidelity")
+        .args([
+            "--model",
+            "fixtures/qwen3_moe",
+            "--against",
+            "fixtures/qwen3_moe",
+            "--tokens",
+            "32",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kl_mean"].as_f64(), Some(0.0));
+    assert_eq!(v["top1_agreement"].as_f64(), Some(1.0));
+    let o = example("fidelity")
+        .args([
+            "--model",
+            "models/tiny-deepseek-pycode",
+            "--quantize",
+            "q4",
+            "--bogus",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown option --bogus"));
+}

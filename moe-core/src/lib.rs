@@ -27,6 +27,8 @@ mod attention;
 mod cache;
 pub mod config;
 mod error;
+mod export;
+mod fidelity;
 mod generate;
 mod kernels;
 mod layers;
@@ -43,8 +45,11 @@ mod weights;
 pub mod internals;
 
 pub use attention::SparseMode;
+pub use config::quantize::{QuantizeOptions, QuantizeScope, DEFAULT_GROUP_SIZE};
 pub use config::{Family, GenerationConfig, ModelConfig};
 pub use error::{Error, Result};
+pub use export::{quantize_checkpoint, QuantizeSummary};
+pub use fidelity::{fidelity, Fidelity};
 pub use generate::{FinishReason, GenerateOptions, Generator, DEFAULT_MAX_NEW_TOKENS};
 #[cfg(feature = "text")]
 pub use generate::{TextGenerator, TextOptions};

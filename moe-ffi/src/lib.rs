@@ -15,6 +15,7 @@ mod last_error;
 pub mod logging;
 pub mod model;
 mod out_buffer;
+pub mod quantize;
 pub mod sampler;
 pub mod session;
 pub mod status;
@@ -33,7 +34,11 @@ pub use model::{
     moe_estimate_memory, moe_memory_estimate, moe_model, moe_model_architecture,
     moe_model_default_params, moe_model_eos_tokens, moe_model_family, moe_model_free,
     moe_model_load, moe_model_max_context, moe_model_params, moe_model_threads,
-    moe_model_vocab_size, moe_precision, moe_progress_fn,
+    moe_model_vocab_size, moe_precision, moe_progress_fn, moe_quantize_scope,
+};
+pub use quantize::{
+    moe_checkpoint_quantize, moe_quantize_default_params, moe_quantize_params,
+    moe_quantize_progress_fn,
 };
 pub use sampler::{
     moe_sampler, moe_sampler_default_params, moe_sampler_free, moe_sampler_new, moe_sampler_params,

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
-use moe_core::{ComputeOptions, LoadOptions, Model, Precision};
+use moe_core::{ComputeOptions, LoadOptions, Model, Precision, QuantizeOptions};
 
 use crate::args::{out_ptr, path_arg, write_out};
 use crate::boundary::ffi_boundary;
@@ -65,6 +65,60 @@ pub struct moe_model_params {
     /// about three significant digits) or `MOE_PRECISION_INT8` (int8 activations for packed int4/int8
     /// weights). Other values are `MOE_ERR_INVALID_ARGUMENT`.
     pub precision: moe_precision_arg,
+    /// Quantize the checkpoint's bf16/f16/f32 linear layers while loading: 0 (the default) keeps
+    /// every weight in its stored dtype, 4 or 8 quantizes to symmetric int4/int8 groups (the layout
+    /// and rounding of compressed-tensors `pack-quantized`). Other values, or a checkpoint that is
+    /// already quantized, fail (`MOE_ERR_INVALID_ARGUMENT`, `MOE_ERR_UNSUPPORTED_QUANTIZATION`).
+    pub quantize_bits: u32,
+    /// Elements per scale when quantizing: 0 (the default) is 32; otherwise a multiple of 8.
+    pub quantize_group_size: u32,
+    /// Which layers are quantized: `MOE_QUANTIZE_SCOPE_EXPERTS` (the default: routed experts) or
+    /// `MOE_QUANTIZE_SCOPE_LINEAR` (every linear layer but routers, embedding and lm_head).
+    pub quantize_scope: moe_quantize_scope_arg,
+}
+
+/// Values of `moe_model_params.quantize_scope` and `moe_quantize_params.scope`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum moe_quantize_scope {
+    /// The routed experts only.
+    MOE_QUANTIZE_SCOPE_EXPERTS = 0,
+    /// Every linear layer of the decoder layers except routers.
+    MOE_QUANTIZE_SCOPE_LINEAR = 1,
+}
+
+/// The raw integer a C caller stores in a `quantize_scope` field (checked before use). Shown as
+/// `moe_quantize_scope` in the header.
+#[allow(non_camel_case_types)]
+pub type moe_quantize_scope_arg = u32;
+
+/// The quantization options of `bits`, `group` (0: default) and `scope`, checked.
+pub(crate) fn quantize_options(
+    bits: u32,
+    group: u32,
+    scope: moe_quantize_scope_arg,
+) -> FfiResult<QuantizeOptions> {
+    let scope = match scope {
+        s if s == moe_quantize_scope::MOE_QUANTIZE_SCOPE_EXPERTS as u32 => {
+            moe_core::QuantizeScope::Experts
+        }
+        s if s == moe_quantize_scope::MOE_QUANTIZE_SCOPE_LINEAR as u32 => {
+            moe_core::QuantizeScope::Linear
+        }
+        other => {
+            return Err(crate::last_error::FfiError::invalid(format!(
+                "quantize scope {other} is not MOE_QUANTIZE_SCOPE_EXPERTS (0) or \
+                 MOE_QUANTIZE_SCOPE_LINEAR (1)"
+            )))
+        }
+    };
+    let mut q = QuantizeOptions::new(bits).with_scope(scope);
+    if group > 0 {
+        q = q.with_group_size(group as usize);
+    }
+    q.validate()?;
+    Ok(q)
 }
 
 /// Values of `moe_model_params.precision`.
@@ -112,6 +166,9 @@ const DEFAULT_PARAMS: moe_model_params = moe_model_params {
     threads: 0,
     copy_weights: false,
     precision: moe_precision::MOE_PRECISION_F32 as moe_precision_arg,
+    quantize_bits: 0,
+    quantize_group_size: 0,
+    quantize_scope: moe_quantize_scope::MOE_QUANTIZE_SCOPE_EXPERTS as moe_quantize_scope_arg,
 };
 
 /// Loads the checkpoint directory `path` (config.json and safetensors, sharded or not).
@@ -158,6 +215,13 @@ pub unsafe extern "C" fn moe_model_load(
             if params.threads > 0 || precision != Precision::F32 {
                 let threads = (params.threads > 0).then_some(params.threads as usize);
                 opts.compute = Some(ComputeOptions::new(threads, precision));
+            }
+            if params.quantize_bits != 0 {
+                opts.quantize = Some(quantize_options(
+                    params.quantize_bits,
+                    params.quantize_group_size,
+                    params.quantize_scope,
+                )?);
             }
             let model = Model::load_with(&dir, opts)?;
             let handle = handle::register(moe_model::new(model));

@@ -13,6 +13,7 @@ mod loaded;
 mod model;
 mod options;
 mod prompt;
+mod quantize;
 mod running;
 mod session;
 mod stream;
@@ -44,6 +45,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(estimate::estimate_memory, m)?)?;
     m.add_function(wrap_pyfunction!(batch::batch_decode, m)?)?;
     m.add_function(wrap_pyfunction!(batch::batch_prefill, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize::quantize_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize::fidelity, m)?)?;
     m.add("__version__", moe_core::VERSION)?;
     Ok(())
 }

@@ -29,13 +29,19 @@ impl PyModel {
     /// (default: the shared pool over all cores); `precision="bf16"` rounds activations to bf16 in
     /// prefill products with bf16 weights (faster, ~3 significant digits; default `"f32"`).
     /// `copy_weights=True` reads the safetensors files into memory instead of mapping them (a mapped
-    /// file that changes while the model lives crashes the process with SIGBUS). Raises
+    /// file that changes while the model lives crashes the process with SIGBUS). `quantize="q4"` or
+    /// `"q8"` quantizes a bf16/f16/f32 checkpoint's linear layers to symmetric int4/int8 groups while
+    /// loading (compressed-tensors' rounding and layout; `group_size` default 32, a multiple of 8;
+    /// `quantize_scope="experts"` (default: routed experts) or `"linear"` (every linear layer but
+    /// routers, embedding and lm_head)); an already quantized checkpoint raises
+    /// `moe.UnsupportedQuantizationError`. Raises
     /// `FileNotFoundError` (`moe.NotFoundError`) for a missing path and a `moe.MoeError` subclass for
     /// a checkpoint that cannot be used.
     #[new]
     #[pyo3(signature = (
         path, *, max_context = None, sparse = true, progress = None, threads = None,
-        precision = "f32", copy_weights = false
+        precision = "f32", copy_weights = false, quantize = None, group_size = None,
+        quantize_scope = "experts"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -47,7 +53,11 @@ impl PyModel {
         threads: Option<i64>,
         precision: &str,
         copy_weights: bool,
+        quantize: Option<&str>,
+        group_size: Option<i64>,
+        quantize_scope: &str,
     ) -> PyResult<Self> {
+        let quantize = crate::quantize::options(py, quantize, group_size, quantize_scope)?;
         let mut defaults = SessionParams::default();
         defaults.max_context = args::max_context(max_context)?;
         defaults.sparse_mode = sparse_mode(sparse);
@@ -77,6 +87,7 @@ impl PyModel {
             None => {
                 let mut opts = LoadOptions::default().with_copied_weights(copy_weights);
                 opts.compute = compute;
+                opts.quantize = quantize;
                 Model::load_with(&path, opts)
             }
             Some(cb) => {
@@ -92,6 +103,7 @@ impl PyModel {
                 let mut opts = LoadOptions::default().with_copied_weights(copy_weights);
                 opts.progress = Some(&mut report);
                 opts.compute = compute;
+                opts.quantize = quantize;
                 Model::load_with(&path, opts)
             }
         });

@@ -7,6 +7,7 @@ mod gqa;
 mod mla;
 mod moe;
 mod quant;
+pub(crate) mod quantize;
 mod raw;
 mod rope;
 pub(crate) mod spec;

@@ -46,6 +46,15 @@ impl Linear {
                 bias,
             ));
         }
+        if let Some(plan) = s.quantize_plan() {
+            if plan.covers(s.prefix(), in_dim) {
+                let w = s.get("weight", &[out_dim, in_dim])?;
+                let bias = bias.then(|| s.get_f32("bias", &[out_dim])).transpose()?;
+                let m =
+                    PackedMatrix::quantize(s.prefix(), &w, plan.opts.bits, plan.opts.group_size)?;
+                return Ok(Self::from_packed(m, bias));
+            }
+        }
         let (weight, fp8) = if s.dtype_of("weight") == Some(DType::F8E4M3) {
             let m = Fp8Matrix::load(&s, out_dim, in_dim, s.fp8_block())?;
             (m.weight.clone(), Some(Box::new(m)))

@@ -7,7 +7,9 @@
 
 use super::{Linear, Orientation};
 use crate::error::{Error, Result};
-use crate::kernels::packed::{packed_matmul_t, CodeKind, PackedRef, Scales};
+use crate::kernels::packed::{
+    packed_matmul_t, quantize_matrix, CodeKind, OwnedScales, PackedRef, Scales,
+};
 use crate::kernels::FloatData;
 use crate::weights::{DType, Tensor, WeightSource};
 
@@ -91,6 +93,48 @@ impl PackedMatrix {
             Some(z)
         };
         Self::checked(kind, codes, scales, zeros, words * 4, rows, cols, group)
+    }
+
+    /// The float matrix `w` `[rows, cols]` quantized to `bits` with one scale per `group` columns
+    /// (`cols` a multiple of `group`), held in owned memory in exactly the layout
+    /// [`PackedMatrix::load`] reads from a compressed-tensors checkpoint (so the same kernels run and
+    /// a saved copy reloads to the same bytes). `module` names the codes and scales in errors.
+    pub(crate) fn quantize(module: &str, w: &Tensor, bits: u32, group: usize) -> Result<Self> {
+        let (rows, cols) = match w.shape() {
+            [r, c] => (*r, *c),
+            s => {
+                return Err(Error::Shape {
+                    name: w.name().to_string(),
+                    expected: vec![0, 0],
+                    found: s.to_vec(),
+                })
+            }
+        };
+        let (codes, scales) = quantize_matrix(&w.float_data()?, rows, cols, bits, group);
+        let words = cols * bits as usize / 32;
+        let codes = Tensor::from_bytes(
+            &format!("{module}.weight_packed"),
+            DType::I32,
+            vec![rows, words],
+            bytemuck::cast_slice(&codes),
+        );
+        let dtype = match scales {
+            OwnedScales::F32(_) => DType::F32,
+            OwnedScales::F16(_) => DType::F16,
+            OwnedScales::BF16(_) => DType::BF16,
+        };
+        let scales = Tensor::from_bytes(
+            &format!("{module}.weight_scale"),
+            dtype,
+            vec![rows, cols / group],
+            &scales.to_bytes(),
+        );
+        let kind = if bits == 4 {
+            CodeKind::Int4
+        } else {
+            CodeKind::Int8
+        };
+        Self::checked(kind, codes, scales, None, words * 4, rows, cols, group)
     }
 
     /// An MXFP4 matrix from one expert's `blocks` `[rows, cols/32, 16]` and `scales` `[rows, cols/32]`.

@@ -96,7 +96,8 @@ impl Model {
         let mut x = self.embed_tokens.forward(&ids); // [R, H]
         let mut expert_bytes = 0;
         for (i, block) in self.layers.iter().enumerate() {
-            expert_bytes += self.run(|| block.forward_batch(i, &mut x, &positions, &ids, &mut states));
+            expert_bytes +=
+                self.run(|| block.forward_batch(i, &mut x, &positions, &ids, &mut states));
         }
         // The rows whose logits are wanted, gathered: [n, H].
         let mut picked = Vec::new();

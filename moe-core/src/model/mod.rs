@@ -16,6 +16,7 @@ pub use estimate::MemoryEstimate;
 
 use crate::attention::{Selection, SparseMode};
 use crate::cache::{KvCache, LayerCache, ModelCache};
+use crate::config::quantize::{QuantizeOptions, QuantizePlan};
 use crate::config::{GenerationConfig, ModelConfig};
 use crate::error::{Error, Result};
 use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
@@ -52,6 +53,9 @@ pub struct LoadOptions<'a> {
     /// access; a copy is immune to that, for files on network or otherwise unreliable storage, at
     /// the cost of their size in RAM and one read at load.
     pub copy_weights: bool,
+    /// Quantize float linear layers to int4/int8 while loading (see [`QuantizeOptions`]); `None`
+    /// keeps every weight in its stored dtype.
+    pub quantize: Option<QuantizeOptions>,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -64,6 +68,16 @@ impl<'a> LoadOptions<'a> {
     /// These options reading the weights into memory (`true`) instead of mapping them.
     pub fn with_copied_weights(mut self, copy: bool) -> Self {
         self.copy_weights = copy;
+        self
+    }
+
+    /// These options quantizing the checkpoint's bf16, f16 or f32 linear layers in `quantize`'s scope
+    /// to symmetric int4/int8 groups while loading (owned memory, the same layout and kernels as a
+    /// compressed-tensors `pack-quantized` checkpoint). Loading fails with
+    /// [`Error::UnsupportedQuantization`] for an already quantized checkpoint or fused expert tensors,
+    /// and with [`Error::InvalidArgument`] for bits other than 4 or 8 or a bad group size.
+    pub fn with_quantization(mut self, quantize: QuantizeOptions) -> Self {
+        self.quantize = Some(quantize);
         self
     }
 
@@ -126,10 +140,16 @@ impl Model {
         } else {
             Residence::Mapped
         };
+        let plan = opts
+            .quantize
+            .map(|q| QuantizePlan::new(&config, q))
+            .transpose()?
+            .map(Arc::new);
         let checkpoint = Arc::new(Checkpoint::open_with(dir, residence)?);
         let root = WeightSource::new(checkpoint.clone())
             .with_fp8_block(config.fp8_block)
-            .with_quant(Arc::new(config.quant.clone()));
+            .with_quant(Arc::new(config.quant.clone()))
+            .with_quantize(plan);
         let scoped = |prefix: &str| match prefix.trim_end_matches('.') {
             "" => root.clone(),
             p => root.pp(p),

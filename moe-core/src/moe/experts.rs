@@ -103,6 +103,15 @@ pub(crate) fn load_experts(
             src.full_name("gate_up_proj")
         )));
     }
+    if src.quantize_plan().is_some() {
+        return Err(Error::UnsupportedQuantization {
+            what: format!(
+                "quantizing fused expert tensors ({}); only per-expert checkpoints \
+                 (experts.N.{g}.weight) can be quantized",
+                src.full_name("gate_up_proj")
+            ),
+        });
+    }
     let (gu_shape, down_shape, orient, split, biased) = match names.fused {
         FusedLayout::OutIn => (
             [n, 2 * i, h],

@@ -32,6 +32,25 @@ pub enum DType {
 }
 
 impl DType {
+    /// The safetensors dtype (`None` for [`DType::Other`], whose exact kind was not kept).
+    pub(crate) fn to_safetensors(self) -> Option<safetensors::Dtype> {
+        use safetensors::Dtype as S;
+        Some(match self {
+            DType::F32 => S::F32,
+            DType::F16 => S::F16,
+            DType::BF16 => S::BF16,
+            DType::F8E4M3 => S::F8_E4M3,
+            DType::F64 => S::F64,
+            DType::I64 => S::I64,
+            DType::I32 => S::I32,
+            DType::I16 => S::I16,
+            DType::I8 => S::I8,
+            DType::U8 => S::U8,
+            DType::Bool => S::BOOL,
+            DType::Other => return None,
+        })
+    }
+
     pub(crate) fn from_safetensors(d: safetensors::Dtype) -> Self {
         use safetensors::Dtype as S;
         match d {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{Checkpoint, Tensor};
+use crate::config::quantize::QuantizePlan;
 use crate::config::Quantization;
 use crate::error::{Error, Result};
 
@@ -16,6 +17,8 @@ pub(crate) struct WeightSource {
     fp8_block: (usize, usize),
     /// The checkpoint's declared weight format (`quantization_config`).
     quant: Arc<Quantization>,
+    /// Quantization on load: which float linear layers become packed int4/int8 (`None`: none).
+    quantize: Option<Arc<QuantizePlan>>,
 }
 
 impl WeightSource {
@@ -25,6 +28,7 @@ impl WeightSource {
             prefix: String::new(),
             fp8_block: (128, 128),
             quant: Arc::new(Quantization::None),
+            quantize: None,
         }
     }
 
@@ -32,6 +36,17 @@ impl WeightSource {
     pub(crate) fn with_quant(mut self, quant: Arc<Quantization>) -> Self {
         self.quant = quant;
         self
+    }
+
+    /// The same source quantizing the float linear layers `plan` covers while loading them.
+    pub(crate) fn with_quantize(mut self, plan: Option<Arc<QuantizePlan>>) -> Self {
+        self.quantize = plan;
+        self
+    }
+
+    /// The quantization on load, if any.
+    pub(crate) fn quantize_plan(&self) -> Option<&QuantizePlan> {
+        self.quantize.as_deref()
     }
 
     /// The checkpoint's declared weight format.
@@ -71,6 +86,7 @@ impl WeightSource {
             prefix,
             fp8_block: self.fp8_block,
             quant: self.quant.clone(),
+            quantize: self.quantize.clone(),
         }
     }
 

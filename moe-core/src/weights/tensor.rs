@@ -89,6 +89,21 @@ impl Tensor {
         }
     }
 
+    /// Builds a tensor that owns a copy of `bytes` (derived weights: quantized codes and scales).
+    pub(crate) fn from_bytes(name: &str, dtype: DType, shape: Vec<usize>, bytes: &[u8]) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>() * dtype.size(), bytes.len());
+        let len = bytes.len();
+        let mut heap = vec![0u64; len.div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut heap)[..len].copy_from_slice(bytes);
+        Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            storage: Storage::Heap(Arc::new(heap), len),
+            range: 0..len,
+        }
+    }
+
     /// The tensor's full name in the checkpoint.
     pub fn name(&self) -> &str {
         &self.name

@@ -18,7 +18,9 @@ step several sessions of one model as one forward (logits ``[B, vocab_size]``). 
 prompt and text pieces for a text prompt; :meth:`Model.chat` renders chat messages with the model's
 template and streams the reply. :class:`Tokenizer` encodes, decodes and applies chat templates.
 Compute runs with the GIL released: one model can serve sessions on several threads. Errors are
-:class:`MoeError` subclasses (see :mod:`moe.errors`).
+:class:`MoeError` subclasses (see :mod:`moe.errors`). ``Model(path, quantize="q4")`` quantizes a
+float checkpoint while loading; :func:`quantize_checkpoint` writes it as a compressed-tensors
+checkpoint; :func:`fidelity` measures what quantization changed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from ._native import (
     batch_decode,
     batch_prefill,
     estimate_memory,
+    fidelity,
+    quantize_checkpoint,
 )
 from .errors import (
     CancelledError,
@@ -89,4 +93,6 @@ __all__ = [
     "batch_prefill",
     "errors",
     "estimate_memory",
+    "fidelity",
+    "quantize_checkpoint",
 ]

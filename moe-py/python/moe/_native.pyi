@@ -20,6 +20,8 @@ __all__ = [
     "batch_decode",
     "batch_prefill",
     "estimate_memory",
+    "fidelity",
+    "quantize_checkpoint",
 ]
 
 __version__: str
@@ -46,6 +48,9 @@ class Model:
         threads: int | None = None,
         precision: Literal["f32", "bf16", "int8"] = "f32",
         copy_weights: bool = False,
+        quantize: Literal["q4", "q8"] | None = None,
+        group_size: int | None = None,
+        quantize_scope: Literal["experts", "linear"] = "experts",
     ) -> Model: ...
     @property
     def path(self) -> Path: ...
@@ -266,3 +271,13 @@ def batch_decode(sessions: Sequence[Session], tokens: _TokenIds) -> npt.NDArray[
 def batch_prefill(
     sessions: Sequence[Session], chunks: Sequence[_TokenIds], *, all_logits: bool = False
 ) -> npt.NDArray[np.float32]: ...
+def quantize_checkpoint(
+    src: _StrPath,
+    dst: _StrPath,
+    quantize: Literal["q4", "q8"] = "q4",
+    *,
+    group_size: int | None = None,
+    scope: Literal["experts", "linear"] = "experts",
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, Any]: ...
+def fidelity(reference: Model, candidate: Model, tokens: _TokenIds) -> dict[str, float]: ...

@@ -29,6 +29,7 @@
 mod int8act;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+mod quantize;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -39,6 +40,8 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::{Isa, Precision, YPtr, PAR_THRESHOLD};
+
+pub(crate) use quantize::{quantize_matrix, quantize_scales, OwnedScales};
 
 /// `2·e2m1` of each nibble: 0, .5, 1, 1.5, 2, 3, 4, 6, then the same negated.
 const MXFP4_TABLE: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
