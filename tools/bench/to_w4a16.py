@@ -6,7 +6,9 @@ stored bf16; q = clamp(round(w / scale))), `weight_packed` i32 [out, in·bits/32
 [out, in/group], `weight_shape` i32 [2]. Every `*_proj` Linear of the decoder layers is quantized
 (`--scope linear`, the default, like the W4A16 fixtures) or only the routed experts (`--scope experts`);
 embeddings, norms, routers and lm_head stay bf16 and are named in `ignore`. Streams one shard at a
-time. This is an independent writer of the format moe's own `examples/quantize` writes.
+time. This is an independent writer of the format moe's own `examples/quantize` writes; it divides in
+f32 (compressed-tensors divides bf16 weights in bf16, which `examples/quantize` reproduces bit for bit),
+so a few near-tie codes differ from those two.
 
 usage: to_w4a16.py IN OUT [--bits 4] [--group 32] [--scope linear|experts]
 needs: torch, safetensors, compressed-tensors

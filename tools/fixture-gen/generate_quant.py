@@ -93,8 +93,10 @@ def check_mxfp4(folder: Path, reference: dict) -> dict:
 
 # ---- compressed-tensors pack-quantized ----------------------------------------------------------------
 def int_quant(w: torch.Tensor, bits: int, group: int | None):
-    """Symmetric integer quantization as compressed-tensors' calculate_qparams: scale = absmax /
-    ((2^bits - 1) / 2) per group (or per output row), stored bf16; q = clamp(round(w / scale))."""
+    """Symmetric integer quantization with compressed-tensors' scale rule (calculate_qparams: scale =
+    absmax / ((2^bits - 1) / 2) per group or output row), stored bf16; q = clamp(round(w / scale))
+    divided in f32 (compressed-tensors divides bf16 weights in bf16; near ties may round differently,
+    which does not matter here: the reference is computed from these very codes)."""
     from compressed_tensors.compressors.pack_quantized.helpers import pack_to_int32
     out, inn = w.shape
     gsz = group or inn
