@@ -28,6 +28,7 @@ mod cache;
 pub mod config;
 mod error;
 mod generate;
+mod hash;
 mod kernels;
 mod layers;
 mod model;
@@ -43,6 +44,7 @@ mod weights;
 pub mod internals;
 
 pub use attention::SparseMode;
+pub use cache::KvDType;
 pub use config::{Family, GenerationConfig, ModelConfig};
 pub use error::{Error, Result};
 pub use generate::{FinishReason, GenerateOptions, Generator, DEFAULT_MAX_NEW_TOKENS};
@@ -51,7 +53,7 @@ pub use generate::{TextGenerator, TextOptions};
 pub use kernels::Precision;
 pub use model::{ComputeOptions, LoadOptions, LogitsMode, MemoryEstimate, Model};
 pub use sampler::{argmax, Sampler, SamplerParams};
-pub use session::{Session, SessionParams};
+pub use session::{Session, SessionParams, SNAPSHOT_VERSION};
 #[cfg(feature = "text")]
 pub use text::{ChatMessage, StopMatcher, StreamDecoder, Tokenizer};
 

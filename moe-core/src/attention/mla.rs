@@ -3,6 +3,8 @@
 //! up-projection applied after the weighted sum (ARCHITECTURES.md 2.3–2.4). With an indexer (DSA) each
 //! query attends only to its selected keys, gathered from the cache.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::indexer::{Indexer, Selection};
@@ -211,9 +213,11 @@ impl Mla {
         )
     }
 
-    /// The cached latents `[n, c]` and rope keys `[n, dr]`, borrowed as contiguous tables (no copy:
-    /// a decode step must not pay for the whole context when DSA attends to only `index_topk` keys).
-    fn cached_keys<'c>(&self, cache: &'c MlaCache) -> (usize, &'c [f32], &'c [f32]) {
+    /// The cached latents `[n, c]` and rope keys `[n, dr]` as contiguous f32 tables: borrowed (no
+    /// copy: a decode step must not pay for the whole context when DSA attends to only `index_topk`
+    /// keys) when the cache stores f32 in one piece, decoded when it stores bf16/int8 or shares
+    /// a forked prefix.
+    fn cached_keys<'c>(&self, cache: &'c MlaCache) -> (usize, Cow<'c, [f32]>, Cow<'c, [f32]>) {
         let n = cache.latent.len();
         debug_assert_eq!(cache.latent.start(), 0, "MLA caches never evict");
         (n, cache.latent.rows(0..n), cache.k_pe.rows(0..n))
@@ -236,8 +240,8 @@ impl Mla {
         let (nh, dn, dr, dv, c) = (self.nh, self.dn, self.dr, self.dv, self.c);
         let dq = dn + dr;
         let (n, lat, pe) = self.cached_keys(cache);
-        let lat_m = MatRef::new(FloatData::F32(lat), n, c);
-        let pe_m = MatRef::new(FloatData::F32(pe), n, dr);
+        let lat_m = MatRef::new(FloatData::F32(&lat), n, c);
+        let pe_m = MatRef::new(FloatData::F32(&pe), n, dr);
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()
             .map(|h| {
@@ -335,7 +339,7 @@ impl Mla {
         let (nh, dn, dr, dv) = (self.nh, self.dn, self.dr, self.dv);
         let (dq, hr) = (dn + dr, dn + dv);
         let (n, lat, pe) = self.cached_keys(cache);
-        let kv = self.kv_b_proj.forward(lat, n); // [n, nh·(dn+dv)]
+        let kv = self.kv_b_proj.forward(&lat, n); // [n, nh·(dn+dv)]
         const QB: usize = 64;
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()
