@@ -6,7 +6,8 @@
 //! Output: f32 `prefill_logits` [T, V] (one prefill of the prompt) and `decode_logits` [N, V] (each decode
 //! id fed through the cache after the prompt), and one JSON line on stdout with `kv_cache_bytes` and
 //! `tokens` (T + N). `--precision f32|bf16|int8` sets how activations meet the weights (default f32,
-//! exact: the correctness contract).
+//! exact: the correctness contract). `--kv-dtype f32|bf16|int8` sets the precision the session's
+//! caches store rows in (default f32, exact), which `kv_cache_bytes` reflects.
 
 #[path = "common/args.rs"]
 mod args;
@@ -16,7 +17,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use moe_core::{
-    ComputeOptions, LoadOptions, LogitsMode, Model, Precision, Session, SessionParams, SparseMode,
+    ComputeOptions, KvDType, LoadOptions, LogitsMode, Model, Precision, Session, SessionParams,
+    SparseMode,
 };
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -31,7 +33,10 @@ fn run() -> Result<(), String> {
         .map(|v| v.parse())
         .transpose()
         .map_err(|_| "bad --max-context")?;
+    let kv_dtype = KvDType::parse(args.get("kv-dtype").unwrap_or("f32"))
+        .map_err(|_| "--kv-dtype must be f32, bf16 or int8")?;
     let params = SessionParams::default()
+        .with_kv_dtype(kv_dtype)
         .with_max_context(max_context)
         .with_sparse_mode(if args.flag("dense") {
             SparseMode::Dense
