@@ -34,12 +34,13 @@ fn load(family: &str) -> (Arc<Model>, Vec<u32>) {
     (Arc::new(Model::load(&dir).unwrap()), ids)
 }
 
+/// A session in `dtype`, with room for the long prefill after a fork (some fixtures declare 64
+/// positions; positions past that are computed all the same).
 fn session(model: &Arc<Model>, dtype: KvDType) -> Session {
-    Session::new(
-        model.clone(),
-        &SessionParams::default().with_kv_dtype(dtype),
-    )
-    .unwrap()
+    let params = SessionParams::default()
+        .with_kv_dtype(dtype)
+        .with_max_context(Some(160));
+    Session::new(model.clone(), &params).unwrap()
 }
 
 /// Asserts `got == want` bit for bit, printing only the largest difference.
@@ -159,6 +160,19 @@ fn forked_sessions_equal_fresh_sessions_fed_the_same_tokens() {
                 let want = decode_all(&mut fresh, &tail_a[..4]);
                 same(&got, &want, &format!("{family} {dtype}: truncated fork"));
             }
+            // A long prefill after a fork: the tiled GQA and expanded MLA paths over shared blocks.
+            let long: Vec<u32> = ids.iter().cycle().take(70).copied().collect();
+            let mut d = parent.fork();
+            let got = d.prefill(&long, LogitsMode::All).unwrap();
+            let mut fresh = session(&model, dtype);
+            fresh.prefill(&ids[..k], LogitsMode::None).unwrap();
+            fresh.prefill(&tail_a[..3], LogitsMode::None).unwrap();
+            let want = fresh.prefill(&long, LogitsMode::All).unwrap();
+            same(
+                &got,
+                &want,
+                &format!("{family} {dtype}: long prefill on a fork"),
+            );
             // A fork's snapshot (rows in shared blocks and a private tail) restores like any other.
             let snap = c.snapshot();
             let mut r = Session::restore(model.clone(), &snap).unwrap();

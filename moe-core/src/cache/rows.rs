@@ -82,7 +82,13 @@ impl RowCache {
 
     /// Row at absolute position `pos` (must be in `[start, len)`) as f32 (borrowed when stored so).
     #[inline]
+    #[allow(dead_code)] // the single-row read of attention paths; GQA now reads its window once
     pub(crate) fn row(&self, pos: usize) -> Cow<'_, [f32]> {
+        // The common case (f32, nothing shared) without the general lookup.
+        if let (true, Store::F32(v)) = (self.frozen.is_empty(), &self.tail) {
+            let r = pos - self.start;
+            return Cow::Borrowed(&v[r * self.width..(r + 1) * self.width]);
+        }
         self.rows(pos..pos + 1)
     }
 
