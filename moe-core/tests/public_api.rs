@@ -174,7 +174,10 @@ fn session_fork_snapshot_restore_and_kv_dtype() {
     // Forking an empty session, snapshots of nothing, garbage bytes and files.
     let mut empty = Session::new(model.clone(), &SessionParams::default()).unwrap();
     let mut f = empty.fork();
-    assert_eq!((f.len(), f.kv_cache_bytes(), f.kv_cache_shared_bytes()), (0, 0, 0));
+    assert_eq!(
+        (f.len(), f.kv_cache_bytes(), f.kv_cache_shared_bytes()),
+        (0, 0, 0)
+    );
     assert!(f.decode(1).is_ok());
     let back = Session::restore(model.clone(), &empty.snapshot()).unwrap();
     assert!(back.is_empty());
@@ -197,7 +200,10 @@ fn session_fork_snapshot_restore_and_kv_dtype() {
     for d in KvDType::ALL {
         assert_eq!(KvDType::parse(d.name()).unwrap(), d);
     }
-    assert!(matches!(KvDType::parse("fp8"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        KvDType::parse("fp8"),
+        Err(Error::InvalidArgument(_))
+    ));
     assert_eq!(KvDType::default(), KvDType::F32);
 }
 
