@@ -987,8 +987,8 @@ size_t moe_session_kv_cache_shared_bytes(const struct moe_session *session);
 
 /**
  * Writes the session's snapshot (its tokens, options and every cache, with a versioned header, the
- * model's fingerprint and checksums; the layout is in docs/design.md) into `buf` (`capacity` bytes) and its length
- * into `*len`. When `capacity` is too small, writes only `*len` (the size needed) and fails with
+ * model's fingerprint and checksums; the layout is in docs/design.md) into `buf` (`capacity`
+ * bytes) and its length into `*len`. When `capacity` is too small, writes only `*len` (the size needed) and fails with
  * `MOE_ERR_BUFFER_TOO_SMALL`; `buf` NULL with `capacity` 0 asks for the size.
  *
  * Ownership: `buf` stays the caller's. Thread-safety: not concurrently with a call that changes the
