@@ -91,7 +91,10 @@ fuzz_target!(|data: &[u8]| {
     match Session::restore(case.model.clone(), &bytes) {
         Ok(mut s) => {
             let again = s.snapshot();
-            assert_eq!(again, bytes, "a restored session saves the bytes it came from");
+            assert_eq!(
+                again, bytes,
+                "a restored session saves the bytes it came from"
+            );
             let _ = s.decode(1);
         }
         Err(
