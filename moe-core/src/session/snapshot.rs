@@ -264,7 +264,11 @@ impl Session {
             total
         };
         let h = read_header(&head, total, &model)?;
-        let mut body = Vec::with_capacity(h.payload_len + TRAILER);
+        // At most the file's own size (checked above against the header, whose lengths were checked
+        // against the model); a failed reservation is an error, not an abort.
+        let mut body = Vec::new();
+        body.try_reserve_exact(h.payload_len + TRAILER)
+            .map_err(|_| Error::io(path, std::io::ErrorKind::OutOfMemory.into()))?;
         f.take((h.payload_len + TRAILER) as u64)
             .read_to_end(&mut body)
             .map_err(|e| Error::io(path, e))?;
