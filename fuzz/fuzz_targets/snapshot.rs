@@ -72,7 +72,8 @@ fuzz_target!(|data: &[u8]| {
             let (edits, cut) = rest.split_at(rest.len().saturating_sub(2));
             for e in edits.chunks_exact(5) {
                 let at = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
-                if let Some(x) = b.get_mut(at % b.len().max(1)) {
+                let n = b.len().max(1);
+                if let Some(x) = b.get_mut(at % n) {
                     *x ^= e[4];
                 }
             }
