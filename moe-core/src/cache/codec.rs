@@ -136,8 +136,7 @@ pub(crate) fn read_layer(
                     "layer {index}: {rows} rows of width {width} exceed the snapshot's bytes"
                 ))
             })?;
-        let store = Store::read(dtype, rd.take(bytes)?, rows, width)
-            .ok_or_else(|| corrupt(format!("layer {index}: an int8 row scale is not finite")))?;
+        let store = Store::read(dtype, rd.take(bytes)?, rows, width);
         *r = RowCache::from_parts(width, store, start);
         starts.push(start);
     }

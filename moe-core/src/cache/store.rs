@@ -162,10 +162,11 @@ impl Store {
     }
 
     /// `rows` rows of `width` from `bytes`, which holds exactly `rows · dtype.row_bytes(width)`
-    /// bytes in [`Store::write`]'s layout. `None` if an int8 scale is negative or not finite.
-    pub(crate) fn read(dtype: KvDType, bytes: &[u8], rows: usize, width: usize) -> Option<Self> {
+    /// bytes in [`Store::write`]'s layout. Any bit pattern is a value (a NaN is read back as the NaN
+    /// that was cached), so what [`Store::write`] wrote always reads back.
+    pub(crate) fn read(dtype: KvDType, bytes: &[u8], rows: usize, width: usize) -> Self {
         debug_assert_eq!(bytes.len(), rows * dtype.row_bytes(width));
-        Some(match dtype {
+        match dtype {
             KvDType::F32 => Store::F32(
                 bytes
                     .chunks_exact(4)
@@ -182,16 +183,12 @@ impl Store {
                 let mut q = Vec::with_capacity(rows * width);
                 let mut scales = Vec::with_capacity(rows);
                 for row in bytes.chunks_exact(width + 4) {
-                    let s = f32::from_le_bytes(row[..4].try_into().expect("4 bytes"));
-                    if !(s.is_finite() && s >= 0.0) {
-                        return None;
-                    }
-                    scales.push(s);
+                    scales.push(f32::from_le_bytes(row[..4].try_into().expect("4 bytes")));
                     q.extend(row[4..].iter().map(|&x| x as i8));
                 }
                 Store::Int8 { q, scales }
             }
-        })
+        }
     }
 }
 
@@ -230,7 +227,7 @@ mod tests {
             }
             let mut bytes = vec![];
             s.write(1..4, w, &mut bytes);
-            let r = Store::read(dtype, &bytes, 3, w).unwrap();
+            let r = Store::read(dtype, &bytes, 3, w);
             let mut again = vec![];
             r.decode_into(0..3, w, &mut again);
             assert_eq!(again, back[w..4 * w]);
