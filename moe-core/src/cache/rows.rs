@@ -105,13 +105,19 @@ impl RowCache {
                 return Cow::Borrowed(s);
             }
         }
+        // One pass over the pieces (positions [p, p + n) each), however many forks made them.
         let mut out = Vec::with_capacity(range.len() * self.width);
-        let mut pos = range.start;
-        while pos < range.end {
-            let (store, r, avail) = self.locate(pos);
-            let n = avail.min(range.end - pos);
-            store.decode_into(r..r + n, self.width, &mut out);
-            pos += n;
+        let mut p = self.start;
+        for (store, r) in self.pieces() {
+            let n = r.len();
+            let (a, b) = (p.max(range.start), (p + n).min(range.end));
+            if a < b {
+                store.decode_into(r.start + a - p..r.start + b - p, self.width, &mut out);
+            }
+            p += n;
+            if p >= range.end {
+                break;
+            }
         }
         Cow::Owned(out)
     }
@@ -215,8 +221,19 @@ impl RowCache {
         }
         let dtype = self.dtype();
         let mut t = std::mem::replace(&mut self.tail, Store::new(dtype));
-        t.shrink();
         let take = t.rows(self.width);
+        // A last segment no other cache references any more (the forks made from it are gone) and
+        // that this cache uses whole takes the rows, so repeated forks do not pile up segments.
+        if let Some(last) = self.frozen.last_mut() {
+            let whole = last.skip == 0 && last.take == last.data.rows(self.width);
+            if let (true, Some(data)) = (whole, Arc::get_mut(&mut last.data)) {
+                data.extend_from(&t, self.width);
+                data.shrink();
+                last.take += take;
+                return;
+            }
+        }
+        t.shrink();
         self.frozen.push(Segment {
             data: Arc::new(t),
             skip: 0,
@@ -281,6 +298,24 @@ mod tests {
             assert!(b.check_truncate(4).is_err());
             drop(b);
             assert_eq!(a.shared_bytes(), 0);
+            // Forking after every step whose forks are dropped keeps one segment.
+            let mut c = RowCache::with_dtype(w, dtype);
+            for p in 0..6 {
+                c.append(&rows(p..p + 1, w));
+                c.freeze();
+                let _fork = c.clone();
+            }
+            assert_eq!(c.frozen.len(), 1);
+            assert_eq!(&*c.rows(0..6), &rows(0..6, w)[..]);
+            let keep = c.clone();
+            c.append(&rows(6..7, w));
+            c.freeze();
+            assert_eq!(
+                c.frozen.len(),
+                2,
+                "a segment another cache holds is not grown"
+            );
+            assert_eq!(&*keep.rows(0..6), &rows(0..6, w)[..]);
             a.clear();
             assert_eq!((a.len(), a.bytes(), a.dtype()), (0, 0, dtype));
         }

@@ -65,6 +65,24 @@ impl Store {
         }
     }
 
+    /// Appends every row of `other` (same precision; rows of another precision are decoded and
+    /// stored again).
+    pub(crate) fn extend_from(&mut self, other: &Store, width: usize) {
+        match (self, other) {
+            (Store::F32(a), Store::F32(b)) => a.extend_from_slice(b),
+            (Store::Bf16(a), Store::Bf16(b)) => a.extend_from_slice(b),
+            (Store::Int8 { q, scales }, Store::Int8 { q: q2, scales: s2 }) => {
+                q.extend_from_slice(q2);
+                scales.extend_from_slice(s2);
+            }
+            (me, other) => {
+                let mut rows = Vec::new();
+                other.decode_into(0..other.rows(width), width, &mut rows);
+                me.push(&rows, width);
+            }
+        }
+    }
+
     /// Rows `range` borrowed as f32, when stored as f32.
     pub(crate) fn f32_rows(&self, range: std::ops::Range<usize>, width: usize) -> Option<&[f32]> {
         match self {
