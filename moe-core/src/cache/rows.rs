@@ -122,6 +122,20 @@ impl RowCache {
         Cow::Owned(out)
     }
 
+    /// Whether [`rows`](Self::rows) over everything held borrows (f32, one piece) instead of decoding.
+    pub(crate) fn is_borrowable(&self) -> bool {
+        self.frozen.is_empty() && matches!(self.tail, Store::F32(_))
+    }
+
+    /// Appends the rows at `positions` (each in `[start, len)`) to `out` as f32, `[positions, width]`.
+    pub(crate) fn gather_into(&self, positions: &[usize], out: &mut Vec<f32>) {
+        out.reserve(positions.len() * self.width);
+        for &pos in positions {
+            let (store, r, _) = self.locate(pos);
+            store.decode_into(r..r + 1, self.width, out);
+        }
+    }
+
     /// Visits the rows `[start, len)` piece by piece in their stored form (for snapshots).
     pub(crate) fn pieces(&self) -> impl Iterator<Item = (&Store, std::ops::Range<usize>)> {
         let tail_rows = self.tail.rows(self.width);
