@@ -21,7 +21,7 @@ shift $(($# > 0 ? 1 : 0))
   echo "usage: .ci/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]" >&2
   exit 2
 }
-all_targets=(loader config tokenizer sampler c_api)
+all_targets=(loader config tokenizer sampler c_api snapshot)
 targets=("${@:-${all_targets[@]}}")
 sanitizer="${FUZZ_SANITIZER:-address}"
 rss_limit="${FUZZ_RSS_LIMIT_MB:-2048}"

@@ -159,8 +159,8 @@ TINY_BPE = {
 
 
 def other_seeds():
-    """{target: {name: bytes}} for config, tokenizer, sampler and c_api."""
-    seeds = {"config": {}, "tokenizer": {}, "sampler": {}, "c_api": {}}
+    """{target: {name: bytes}} for config, tokenizer, sampler, c_api and snapshot."""
+    seeds = {"config": {}, "tokenizer": {}, "sampler": {}, "c_api": {}, "snapshot": {}}
     for d in sorted((ROOT / "fixtures").iterdir()) + sorted((ROOT / "models").iterdir()):
         if (d / "config.json").exists():
             seeds["config"][d.name] = (d / "config.json").read_bytes()
@@ -202,6 +202,18 @@ def other_seeds():
     seeds["c_api"]["sampler"] = sampler + sample + bytes([11, 0, 0]) + bytes([10, 4]) + bytes(8) + bytes([2])
     seeds["c_api"]["text"] = tokenize + detok + bytes([0, 1]) + bytes([19]) + bytes(4)
     seeds["c_api"]["generate"] = gen_session + generate + query
+    # snapshot (see fuzz_targets/snapshot.rs): mode byte (bits 0-1 mode, 2-3 precision, 4 model), then
+    # edits (u32 offset, xor) and a u16 cut.
+    no_cut = struct.pack("<H", 0xFFFF)
+    for model, mname in ((0, "gpt_oss"), (1, "deepseek_v32")):
+        for prec, pname in ((0, "f32"), (1, "bf16"), (2, "int8")):
+            b = (model << 4) | (prec << 2) | 1  # mode 1: edited, not re-signed
+            seeds["snapshot"][f"{mname}-{pname}"] = bytes([b]) + no_cut
+            # Mode 2 (re-signed): the first layer's first row count grown by one.
+            r = b + 1
+            edit = struct.pack("<I", 56 + 12 * 4 + 4 + 1 + 8) + bytes([1])
+            seeds["snapshot"][f"{mname}-{pname}-resigned"] = bytes([r]) + edit + no_cut
+    seeds["snapshot"]["raw"] = bytes([0]) + b"MOESNAP\x00" + struct.pack("<I", 1) + bytes(50)
     return seeds
 
 

@@ -134,6 +134,22 @@ enum moe_status
    * A progress callback stopped the work (what was done is kept).
    */
   MOE_ERR_CANCELLED = 24,
+  /**
+   * A session snapshot was made by another model (its fingerprint differs).
+   */
+  MOE_ERR_SNAPSHOT_MODEL_MISMATCH = 25,
+  /**
+   * A session snapshot in a format version this library does not read.
+   */
+  MOE_ERR_SNAPSHOT_VERSION = 26,
+  /**
+   * A session snapshot ends before its declared length.
+   */
+  MOE_ERR_SNAPSHOT_TRUNCATED = 27,
+  /**
+   * A session snapshot fails its checksums or holds values the model cannot take.
+   */
+  MOE_ERR_SNAPSHOT_CORRUPT = 28,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -235,6 +251,24 @@ typedef enum moe_quantize_scope {
    */
   MOE_QUANTIZE_SCOPE_LINEAR = 1,
 } moe_quantize_scope;
+
+/**
+ * Values of `moe_session_params.kv_dtype`.
+ */
+typedef enum moe_kv_dtype {
+  /**
+   * 4 bytes a value, exact (the default).
+   */
+  MOE_KV_DTYPE_F32 = 0,
+  /**
+   * 2 bytes a value (bf16, rounded to nearest even).
+   */
+  MOE_KV_DTYPE_BF16 = 1,
+  /**
+   * 1 byte a value plus one f32 scale a row.
+   */
+  MOE_KV_DTYPE_INT8 = 2,
+} moe_kv_dtype;
 
 /**
  * A loaded model (opaque). Immutable once loaded: every function taking a `const moe_model *` may be
@@ -503,6 +537,12 @@ typedef struct moe_session_params {
    * (for comparison; the default, false, is the model's definition). No effect on other models.
    */
   bool dense_attention;
+  /**
+   * The precision the caches store rows in: `MOE_KV_DTYPE_F32` (the default, exact),
+   * `MOE_KV_DTYPE_BF16` or `MOE_KV_DTYPE_INT8` (one f32 scale a row). Other values are
+   * `MOE_ERR_INVALID_ARGUMENT`.
+   */
+  moe_kv_dtype kv_dtype;
 } moe_session_params;
 
 /**
@@ -1061,6 +1101,93 @@ size_t moe_session_kv_cache_bytes(const struct moe_session *session);
 moe_status moe_session_tokens(const struct moe_session *session,
                               const uint32_t **tokens,
                               size_t *n_tokens);
+
+/**
+ * Makes `*out` a new session holding the same tokens and caches as `session`, continuing
+ * independently of it. The caches are not copied: what `session` holds now becomes read-only blocks
+ * both share (N forks of one long prompt hold its cache once); each appends to its own tail. Logits
+ * equal those of a fresh session fed the same tokens.
+ *
+ * Ownership: the caller owns the new session and frees it with `moe_session_free`; freeing either
+ * session leaves the other intact. On failure `*out` is untouched. Thread-safety: `session` is used
+ * by one thread at a time; the fork may then move to another thread.
+ *
+ * # Safety
+ * `session` must be NULL or a session not used elsewhere during the call; `out` NULL or valid for
+ * writing one pointer.
+ */
+moe_status moe_session_fork(struct moe_session *session,
+                            struct moe_session **out);
+
+/**
+ * Of `moe_session_kv_cache_bytes`, the bytes in blocks another session (a fork, or the session it
+ * was forked from) also references: sessions sharing a prefix hold the sum of
+ * `kv_cache_bytes - kv_cache_shared_bytes` plus the shared blocks once. Returns 0 (and sets
+ * `moe_last_error()`) if `session` is not a live session.
+ *
+ * # Safety
+ * `session` must be NULL or a session not changed elsewhere during the call.
+ */
+size_t moe_session_kv_cache_shared_bytes(const struct moe_session *session);
+
+/**
+ * Writes the session's snapshot (its tokens, options and every cache, with a versioned header, the
+ * model's fingerprint and checksums; the layout is in docs/design.md) into `buf` (`capacity`
+ * bytes) and its length into `*len`. When `capacity` is too small, writes only `*len` (the size needed) and fails with
+ * `MOE_ERR_BUFFER_TOO_SMALL`; `buf` NULL with `capacity` 0 asks for the size.
+ *
+ * Ownership: `buf` stays the caller's. Thread-safety: not concurrently with a call that changes the
+ * session.
+ *
+ * # Safety
+ * `session` must be NULL or a session not changed elsewhere during the call; `buf` NULL or valid
+ * for `capacity` byte writes; `len` NULL or valid for one write.
+ */
+moe_status moe_session_snapshot(const struct moe_session *session,
+                                uint8_t *buf,
+                                size_t capacity,
+                                size_t *len);
+
+/**
+ * Writes the session's snapshot (as `moe_session_snapshot` makes it) to the file `path`, replacing
+ * it. Fails with `MOE_ERR_IO` / `MOE_ERR_NOT_FOUND` when the file cannot be written.
+ *
+ * # Safety
+ * `session` must be NULL or a session not changed elsewhere during the call; `path` NULL or a
+ * NUL-terminated string.
+ */
+moe_status moe_session_save(const struct moe_session *session,
+                            const char *path);
+
+/**
+ * Makes `*out` the session a snapshot of `len` bytes at `bytes` holds, over `model` (the model that
+ * made it), with the snapshot's maximum context, attention mode and cache precision; it continues
+ * with the logits the saved session would have produced. Fails with
+ * `MOE_ERR_SNAPSHOT_MODEL_MISMATCH` (another model), `MOE_ERR_SNAPSHOT_VERSION`,
+ * `MOE_ERR_SNAPSHOT_TRUNCATED` or `MOE_ERR_SNAPSHOT_CORRUPT`; `*out` is then untouched.
+ *
+ * Ownership: `bytes` stays the caller's; the caller owns the new session (`moe_session_free`).
+ *
+ * # Safety
+ * `model` must be NULL or a live model handle; `bytes` NULL or `len` readable bytes; `out` NULL or
+ * valid for writing one pointer.
+ */
+moe_status moe_session_restore(const struct moe_model *model,
+                               const uint8_t *bytes,
+                               size_t len,
+                               struct moe_session **out);
+
+/**
+ * `moe_session_restore` from a file `moe_session_save` wrote. The header is read and checked
+ * before the rest, which is read only when its declared length fits the model and the file.
+ *
+ * # Safety
+ * `model` must be NULL or a live model handle; `path` NULL or a NUL-terminated string; `out` NULL
+ * or valid for writing one pointer.
+ */
+moe_status moe_session_restore_file(const struct moe_model *model,
+                                    const char *path,
+                                    struct moe_session **out);
 
 /**
  * Whether the model directory has a tokenizer (tokenizer.json), which the text functions need.

@@ -211,6 +211,112 @@ static void batches(moe_model *model, const char *dir) {
     moe_model_free(other);
     free(logits);
     free(want);
+/* Forks, snapshots and cache precision: every misuse is its status; good calls round-trip. */
+static void snapshots(moe_model *model) {
+    const uint32_t vocab = moe_model_vocab_size(model);
+    const uint32_t tokens[6] = {1, 2, 3, 4, 5, 6};
+    moe_session_params params = moe_session_default_params();
+    CHECK(params.kv_dtype == MOE_KV_DTYPE_F32);
+    moe_session *session = SENTINEL_SESSION;
+    params.kv_dtype = (moe_kv_dtype)7;
+    CHECK(failed_with(moe_session_new(model, &params, &session), MOE_ERR_INVALID_ARGUMENT, "kv_dtype"));
+    CHECK(session == SENTINEL_SESSION);
+    params.kv_dtype = MOE_KV_DTYPE_BF16;
+    session = NULL;
+    CHECK(moe_session_new(model, &params, &session) == MOE_OK);
+    CHECK(moe_session_prefill(session, tokens, 4, NULL, 0) == MOE_OK);
+    moe_session *f32_session = NULL;
+    CHECK(moe_session_new(model, NULL, &f32_session) == MOE_OK);
+    CHECK(moe_session_prefill(f32_session, tokens, 4, NULL, 0) == MOE_OK);
+    CHECK(moe_session_kv_cache_bytes(session) * 2 == moe_session_kv_cache_bytes(f32_session));
+    moe_session_free(f32_session);
+
+    /* Fork: NULLs refused, the fork shares the prefix, both continue. */
+    moe_session *fork = SENTINEL_SESSION;
+    CHECK(failed_with(moe_session_fork(NULL, &fork), MOE_ERR_NULL_ARGUMENT, "session"));
+    CHECK(failed_with(moe_session_fork(session, NULL), MOE_ERR_NULL_ARGUMENT, "out"));
+    CHECK(fork == SENTINEL_SESSION);
+    CHECK(moe_session_kv_cache_shared_bytes(session) == 0);
+    CHECK(moe_session_fork(session, &fork) == MOE_OK && fork != session);
+    CHECK(moe_session_len(fork) == 4);
+    CHECK(moe_session_kv_cache_shared_bytes(fork) == moe_session_kv_cache_bytes(session));
+    CHECK(moe_session_decode(fork, 5, NULL, 0) == MOE_OK && moe_session_len(fork) == 5);
+    CHECK(moe_session_len(session) == 4);
+    CHECK(moe_session_kv_cache_shared_bytes(NULL) == 0);
+
+    /* Snapshot into a buffer: the size query, a short buffer, NULLs. */
+    size_t need = 0;
+    CHECK(failed_with(moe_session_snapshot(fork, NULL, 0, &need), MOE_ERR_BUFFER_TOO_SMALL, "needs"));
+    CHECK(need > 56);
+    CHECK(failed_with(moe_session_snapshot(fork, NULL, 0, NULL), MOE_ERR_NULL_ARGUMENT, "len"));
+    CHECK(failed_with(moe_session_snapshot(NULL, NULL, 0, &need), MOE_ERR_NULL_ARGUMENT, "session"));
+    uint8_t *buf = (uint8_t *)malloc(need + 1);
+    float *a = (float *)malloc(2 * (size_t)vocab * sizeof(float));
+    if (buf == NULL || a == NULL) {
+        free(buf);
+        free(a);
+        return;
+    }
+    float *b = a + vocab;
+    size_t len = 0;
+    CHECK(failed_with(moe_session_snapshot(fork, buf, need - 1, &len), MOE_ERR_BUFFER_TOO_SMALL, NULL));
+    CHECK(len == need);
+    CHECK(moe_session_snapshot(fork, buf, need + 1, &len) == MOE_OK && len == need);
+
+    /* Restore: misuse, then a session that continues like the one saved. */
+    moe_session *restored = SENTINEL_SESSION;
+    CHECK(failed_with(moe_session_restore(NULL, buf, len, &restored), MOE_ERR_NULL_ARGUMENT, "model"));
+    CHECK(failed_with(moe_session_restore(model, NULL, len, &restored), MOE_ERR_NULL_ARGUMENT, "bytes"));
+    CHECK(failed_with(moe_session_restore(model, buf, len, NULL), MOE_ERR_NULL_ARGUMENT, "out"));
+    CHECK(failed_with(moe_session_restore(model, buf, len - 1, &restored), MOE_ERR_SNAPSHOT_TRUNCATED, "truncated"));
+    CHECK(failed_with(moe_session_restore(model, buf, 0, &restored), MOE_ERR_SNAPSHOT_TRUNCATED, NULL));
+    buf[len / 2] ^= 0x10;
+    CHECK(failed_with(moe_session_restore(model, buf, len, &restored), MOE_ERR_SNAPSHOT_CORRUPT, "checksum"));
+    buf[len / 2] ^= 0x10;
+    buf[8] ^= 1; /* the format version */
+    CHECK(failed_with(moe_session_restore(model, buf, len, &restored), MOE_ERR_SNAPSHOT_VERSION, "version"));
+    buf[8] ^= 1;
+    CHECK(failed_with(moe_session_restore((moe_model *)(void *)session, buf, len, &restored), MOE_ERR_INVALID_HANDLE, NULL));
+    CHECK(restored == SENTINEL_SESSION);
+    moe_model *other = NULL;
+    CHECK(moe_model_load("fixtures/qwen3_moe", NULL, &other) == MOE_OK);
+    CHECK(failed_with(moe_session_restore(other, buf, len, &restored), MOE_ERR_SNAPSHOT_MODEL_MISMATCH, "another model"));
+    moe_model_free(other);
+    CHECK(restored == SENTINEL_SESSION);
+    CHECK(moe_session_restore(model, buf, len, &restored) == MOE_OK);
+    CHECK(moe_session_len(restored) == 5);
+    CHECK(moe_session_kv_cache_bytes(restored) == moe_session_kv_cache_bytes(fork)); /* bf16 kept */
+    CHECK(moe_session_decode(restored, 6, a, vocab) == MOE_OK);
+    CHECK(moe_session_decode(fork, 6, b, vocab) == MOE_OK);
+    CHECK(memcmp(a, b, vocab * sizeof(float)) == 0);
+
+    /* Files: NULL and empty paths, an unwritable one, a round trip. */
+    CHECK(failed_with(moe_session_save(session, NULL), MOE_ERR_NULL_ARGUMENT, "path"));
+    CHECK(failed_with(moe_session_save(session, ""), MOE_ERR_INVALID_ARGUMENT, "path"));
+    CHECK(failed_with(moe_session_save(session, "no/such/dir/s.snap"), MOE_ERR_NOT_FOUND, NULL));
+    CHECK(failed_with(moe_session_restore_file(model, "no/such/file", &restored), MOE_ERR_NOT_FOUND, NULL));
+    CHECK(failed_with(moe_session_restore_file(model, NULL, &restored), MOE_ERR_NULL_ARGUMENT, "path"));
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/moe-misuse-%ld.snap", (long)(uintptr_t)buf);
+    CHECK(moe_session_save(session, path) == MOE_OK);
+    moe_session *from_file = NULL;
+    CHECK(moe_session_restore_file(model, path, &from_file) == MOE_OK);
+    CHECK(moe_session_len(from_file) == 4);
+    CHECK(moe_session_decode(from_file, 5, a, vocab) == MOE_OK);
+    CHECK(moe_session_decode(session, 5, b, vocab) == MOE_OK);
+    CHECK(memcmp(a, b, vocab * sizeof(float)) == 0);
+    remove(path);
+
+    /* Freed sessions are refused; the fork outlives the session it came from. */
+    moe_session_free(session);
+    CHECK(failed_with(moe_session_fork(session, &restored), MOE_ERR_INVALID_HANDLE, NULL));
+    CHECK(failed_with(moe_session_snapshot(session, buf, need, &len), MOE_ERR_INVALID_HANDLE, NULL));
+    CHECK(moe_session_decode(fork, 7, NULL, 0) == MOE_OK);
+    moe_session_free(fork);
+    moe_session_free(restored);
+    moe_session_free(from_file);
+    free(buf);
+    free(a);
 }
 
 static void samplers(moe_model *model) {
@@ -311,6 +417,7 @@ int main(int argc, char **argv) {
 
     sessions(model);
     batches(model, argv[1]);
+    snapshots(model);
     samplers(model);
     moe_model_free(model);
     model_lifetime(argv[1]);

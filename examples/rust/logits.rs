@@ -15,6 +15,8 @@
 //! step, then every sequence with decode ids left feeds its next one, all stepping together, a
 //! sequence leaving when its ids run out (`Session::prefill_batch`, `Session::decode_batch`). One
 //! pair without `--batch` writes the single-sequence names above. An unknown option is an error.
+//! `--kv-dtype f32|bf16|int8` sets the precision the session's
+//! caches store rows in (default f32, exact), which `kv_cache_bytes` reflects.
 
 #[path = "common/args.rs"]
 mod args;
@@ -24,7 +26,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use moe_core::{
-    ComputeOptions, LoadOptions, LogitsMode, Model, Precision, Session, SessionParams, SparseMode,
+    ComputeOptions, KvDType, LoadOptions, LogitsMode, Model, Precision, Session, SessionParams,
+    SparseMode,
 };
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -37,6 +40,7 @@ fn run() -> Result<(), String> {
         "out",
         "max-context",
         "precision",
+        "kv-dtype",
     ])?;
     let model_dir = args.get("model").ok_or("--model DIR is required")?;
     let prompts = args.all_ids("prompt-ids")?;
@@ -60,7 +64,10 @@ fn run() -> Result<(), String> {
         .map(|v| v.parse())
         .transpose()
         .map_err(|_| "bad --max-context")?;
+    let kv_dtype = KvDType::parse(args.get("kv-dtype").unwrap_or("f32"))
+        .map_err(|_| "--kv-dtype must be f32, bf16 or int8")?;
     let params = SessionParams::default()
+        .with_kv_dtype(kv_dtype)
         .with_max_context(max_context)
         .with_sparse_mode(if args.flag("dense") {
             SparseMode::Dense

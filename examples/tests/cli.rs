@@ -412,3 +412,52 @@ fn fidelity_example_prints_one_json_line() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown option --bogus"));
 }
+
+#[test]
+fn logits_example_kv_dtype_flag_sets_the_cache_precision() {
+    let fixture = repo().join("fixtures/deepseek_v32");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |kv: Option<&str>, out: &Path| {
+        let mut c = example("logits");
+        c.args(["--model", fixture.to_str().unwrap()])
+            .args(["--prompt-ids", "1,2,3,4,5,6,7,8", "--decode-ids", "9,10"])
+            .args(["--out", out.to_str().unwrap()]);
+        if let Some(k) = kv {
+            c.args(["--kv-dtype", k]);
+        }
+        c.output().unwrap()
+    };
+    let bytes = |o: &std::process::Output| -> u64 {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        line["kv_cache_bytes"].as_u64().unwrap()
+    };
+    let outs: Vec<PathBuf> = ["d", "f", "b", "i"]
+        .iter()
+        .map(|n| tmp.path().join(format!("{n}.st")))
+        .collect();
+    let default = bytes(&run(None, &outs[0]));
+    let f32b = bytes(&run(Some("f32"), &outs[1]));
+    let bf16 = bytes(&run(Some("bf16"), &outs[2]));
+    let int8 = bytes(&run(Some("int8"), &outs[3]));
+    assert_eq!(default, f32b);
+    assert_eq!(bf16 * 2, f32b);
+    assert!(int8 * 3 < f32b, "int8 {int8} vs f32 {f32b}");
+    assert_eq!(
+        std::fs::read(&outs[0]).unwrap(),
+        std::fs::read(&outs[1]).unwrap()
+    );
+    // Compact caches change the decode logits a little, not a lot.
+    let (_, a) = tensor(&outs[1], "decode_logits");
+    let (_, b) = tensor(&outs[2], "decode_logits");
+    assert_ne!(a, b);
+    let d = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(d < 0.1, "bf16 cache vs f32 max abs diff {d}");
+    let o = run(Some("fp4"), &tmp.path().join("x.st"));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--kv-dtype"));
+}

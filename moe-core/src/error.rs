@@ -119,6 +119,35 @@ pub enum Error {
         /// The key and value not implemented.
         what: String,
     },
+    /// A session snapshot was made by a different model (its fingerprint: a hash of the config and
+    /// the tensor table) than the one restoring it.
+    #[error("snapshot of another model (fingerprint {found:016x}; this model is {expected:016x})")]
+    SnapshotModelMismatch {
+        /// The restoring model's fingerprint.
+        expected: u64,
+        /// The snapshot's.
+        found: u64,
+    },
+    /// A session snapshot in a format version this build does not read.
+    #[error("snapshot format version {found} (this build reads version {supported})")]
+    SnapshotVersion {
+        /// The snapshot's version.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// A session snapshot ends before its declared length.
+    #[error("truncated snapshot: {len} bytes, {needed} needed")]
+    SnapshotTruncated {
+        /// Bytes present.
+        len: u64,
+        /// Bytes the snapshot needs (at least).
+        needed: u64,
+    },
+    /// A session snapshot fails its checksums or holds values the model cannot take (bad magic,
+    /// lengths or shapes that do not match the model, trailing bytes).
+    #[error("corrupted snapshot: {0}")]
+    SnapshotCorrupt(String),
 }
 
 impl Error {

@@ -8,6 +8,8 @@ use crate::cache::LayerCache;
 use crate::model::Model;
 
 pub use crate::cache::{KvCache, ModelCache};
+/// The hash of session snapshots (tests re-sign hostile files with it).
+pub use crate::hash::hash64;
 pub use crate::layers::decode_e4m3;
 pub use crate::weights::{read_safetensors_file, Checkpoint, DType, Tensor};
 

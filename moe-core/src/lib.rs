@@ -30,6 +30,7 @@ mod error;
 mod export;
 mod fidelity;
 mod generate;
+mod hash;
 mod kernels;
 mod layers;
 mod model;
@@ -45,6 +46,7 @@ mod weights;
 pub mod internals;
 
 pub use attention::SparseMode;
+pub use cache::KvDType;
 pub use config::quantize::{QuantizeOptions, QuantizeScope, DEFAULT_GROUP_SIZE};
 pub use config::{Family, GenerationConfig, ModelConfig};
 pub use error::{Error, Result};
@@ -58,7 +60,7 @@ pub use model::{ComputeOptions, LoadOptions, LogitsMode, MemoryEstimate, Model};
 /// The n-dimensional arrays of the batch API ([`Session::decode_batch`] returns an `Array2`).
 pub use ndarray;
 pub use sampler::{argmax, Sampler, SamplerParams};
-pub use session::{Session, SessionParams};
+pub use session::{Session, SessionParams, SNAPSHOT_VERSION};
 #[cfg(feature = "text")]
 pub use text::{ChatMessage, StopMatcher, StreamDecoder, Tokenizer};
 

@@ -4,8 +4,12 @@ mod batch;
 
 use std::sync::Arc;
 
+mod snapshot;
+
+pub use snapshot::SNAPSHOT_VERSION;
+
 use crate::attention::SparseMode;
-use crate::cache::{KvCache, ModelCache};
+use crate::cache::{KvCache, KvDType, ModelCache};
 use crate::error::{Error, Result};
 use crate::model::{LogitsMode, Model};
 
@@ -18,6 +22,8 @@ pub struct SessionParams {
     pub max_context: Option<usize>,
     /// DSA layers: sparse (the model's definition) or dense for comparison.
     pub sparse_mode: SparseMode,
+    /// The precision the caches store their rows in (f32, exact, by default).
+    pub kv_dtype: KvDType,
 }
 
 /// Holds the KV caches of one sequence. Not shared between threads; make one per thread (the model
@@ -41,6 +47,12 @@ impl SessionParams {
     /// These parameters with DSA layers attending sparsely or densely.
     pub fn with_sparse_mode(mut self, mode: SparseMode) -> Self {
         self.sparse_mode = mode;
+        self
+    }
+
+    /// These parameters with the caches storing rows in `dtype`.
+    pub fn with_kv_dtype(mut self, dtype: KvDType) -> Self {
+        self.kv_dtype = dtype;
         self
     }
 }
@@ -68,8 +80,10 @@ impl Session {
                 "max_context {max_context} at {per_token} cache bytes per token exceeds the address space"
             )));
         }
+        let mut cache = model.new_cache();
+        cache.set_dtype(params.kv_dtype);
         Ok(Session {
-            cache: model.new_cache(),
+            cache,
             model,
             max_context,
             sparse_mode: params.sparse_mode,
@@ -102,9 +116,42 @@ impl Session {
         &self.tokens
     }
 
-    /// Bytes held by the caches now.
+    /// Bytes held by the caches now, in their precision; rows shared with forked sessions count in
+    /// each of them (see [`kv_cache_shared_bytes`](Self::kv_cache_shared_bytes)).
     pub fn kv_cache_bytes(&self) -> usize {
         self.cache.bytes()
+    }
+
+    /// Of [`kv_cache_bytes`](Self::kv_cache_bytes), the bytes held in read-only blocks another
+    /// session (a fork, or the session forked from) also references: sessions sharing a prefix
+    /// hold `Σ (kv_cache_bytes − kv_cache_shared_bytes)` plus the shared blocks once.
+    pub fn kv_cache_shared_bytes(&self) -> usize {
+        self.cache.shared_bytes()
+    }
+
+    /// The precision the caches store rows in.
+    pub fn kv_dtype(&self) -> KvDType {
+        self.cache.dtype()
+    }
+
+    /// DSA layers' attention mode.
+    pub fn sparse_mode(&self) -> SparseMode {
+        self.sparse_mode
+    }
+
+    /// A new session holding the same tokens and caches that continues independently of this one.
+    /// The caches are not copied: the rows held now become read-only blocks both sessions share
+    /// (and any later fork of either), while each appends to a private tail. So N conversations
+    /// that start from one long prompt hold its cache once. Logits equal those of a fresh session
+    /// that prefilled the same tokens.
+    pub fn fork(&mut self) -> Session {
+        Session {
+            model: self.model.clone(),
+            cache: self.cache.fork(),
+            max_context: self.max_context,
+            sparse_mode: self.sparse_mode,
+            tokens: self.tokens.clone(),
+        }
     }
 
     /// The checks [`prefill`](Self::prefill) makes before running anything (tokens present, in the

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use common::own_fixtures;
 use moe_core::{
     argmax, ChatMessage, ComputeOptions, Error, Family, GenerateOptions, GenerationConfig,
-    Generator, LoadOptions, LogitsMode, Model, ModelConfig, Precision, Sampler, SamplerParams,
-    Session, SessionParams, StopMatcher, StreamDecoder, TextGenerator, TextOptions, Tokenizer,
+    Generator, KvDType, LoadOptions, LogitsMode, Model, ModelConfig, Precision, Sampler,
+    SamplerParams, Session, SessionParams, StopMatcher, StreamDecoder, TextGenerator, TextOptions,
+    Tokenizer,
 };
 
 fn demo_dir() -> std::path::PathBuf {
@@ -165,6 +166,45 @@ fn session_truncate_and_reset() {
     assert!(s.is_empty());
     s.reset();
     assert_eq!(s.kv_cache_bytes(), 0);
+}
+
+#[test]
+fn session_fork_snapshot_restore_and_kv_dtype() {
+    let model = mixtral();
+    // Forking an empty session, snapshots of nothing, garbage bytes and files.
+    let mut empty = Session::new(model.clone(), &SessionParams::default()).unwrap();
+    let mut f = empty.fork();
+    assert_eq!(
+        (f.len(), f.kv_cache_bytes(), f.kv_cache_shared_bytes()),
+        (0, 0, 0)
+    );
+    assert!(f.decode(1).is_ok());
+    let back = Session::restore(model.clone(), &empty.snapshot()).unwrap();
+    assert!(back.is_empty());
+    for garbage in [&b""[..], b"MOESNAP", b"not a snapshot at all", &[0xff; 100]] {
+        assert!(matches!(
+            Session::restore(model.clone(), garbage),
+            Err(Error::SnapshotTruncated { .. } | Error::SnapshotCorrupt(_))
+        ));
+    }
+    assert!(matches!(
+        Session::restore_file(model.clone(), "/nonexistent/moe.snap"),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        Session::restore_file(model.clone(), own_fixtures()),
+        Err(Error::Io { .. } | Error::SnapshotTruncated { .. })
+    ));
+    assert!(empty.save("/nonexistent/dir/moe.snap").is_err());
+    // Cache precision names.
+    for d in KvDType::ALL {
+        assert_eq!(KvDType::parse(d.name()).unwrap(), d);
+    }
+    assert!(matches!(
+        KvDType::parse("fp8"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(KvDType::default(), KvDType::F32);
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod out_buffer;
 pub mod quantize;
 pub mod sampler;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod text;
 pub mod version;
@@ -45,10 +46,14 @@ pub use sampler::{
     moe_sampler_sample,
 };
 pub use session::{
-    moe_prefill_progress_fn, moe_session, moe_session_decode, moe_session_default_params,
-    moe_session_free, moe_session_kv_cache_bytes, moe_session_len, moe_session_max_context,
-    moe_session_new, moe_session_params, moe_session_prefill, moe_session_prefill_progress,
-    moe_session_reset, moe_session_tokens, moe_session_truncate,
+    moe_kv_dtype, moe_prefill_progress_fn, moe_session, moe_session_decode,
+    moe_session_default_params, moe_session_free, moe_session_kv_cache_bytes, moe_session_len,
+    moe_session_max_context, moe_session_new, moe_session_params, moe_session_prefill,
+    moe_session_prefill_progress, moe_session_reset, moe_session_tokens, moe_session_truncate,
+};
+pub use snapshot::{
+    moe_session_fork, moe_session_kv_cache_shared_bytes, moe_session_restore,
+    moe_session_restore_file, moe_session_save, moe_session_snapshot,
 };
 pub use status::{moe_status, ALL_STATUSES};
 pub use text::{

@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use moe_core::{LogitsMode, Session, SessionParams, SparseMode};
+use moe_core::{KvDType, LogitsMode, Session, SessionParams, SparseMode};
 
 use crate::args::{array_in, array_out, out_ptr, write_out};
 use crate::boundary::ffi_boundary;
@@ -41,6 +41,40 @@ pub struct moe_session_params {
     /// For DeepSeek sparse-attention layers: attend to every key instead of the indexer's selection
     /// (for comparison; the default, false, is the model's definition). No effect on other models.
     pub dense_attention: bool,
+    /// The precision the caches store rows in: `MOE_KV_DTYPE_F32` (the default, exact),
+    /// `MOE_KV_DTYPE_BF16` or `MOE_KV_DTYPE_INT8` (one f32 scale a row). Other values are
+    /// `MOE_ERR_INVALID_ARGUMENT`.
+    pub kv_dtype: moe_kv_dtype_arg,
+}
+
+/// Values of `moe_session_params.kv_dtype`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum moe_kv_dtype {
+    /// 4 bytes a value, exact (the default).
+    MOE_KV_DTYPE_F32 = 0,
+    /// 2 bytes a value (bf16, rounded to nearest even).
+    MOE_KV_DTYPE_BF16 = 1,
+    /// 1 byte a value plus one f32 scale a row.
+    MOE_KV_DTYPE_INT8 = 2,
+}
+
+/// The raw integer a C caller stores in `moe_session_params.kv_dtype` (checked before use). Shown as
+/// `moe_kv_dtype` in the header.
+#[allow(non_camel_case_types)]
+pub type moe_kv_dtype_arg = u32;
+
+fn kv_dtype_of(raw: moe_kv_dtype_arg) -> FfiResult<KvDType> {
+    match raw {
+        r if r == moe_kv_dtype::MOE_KV_DTYPE_F32 as u32 => Ok(KvDType::F32),
+        r if r == moe_kv_dtype::MOE_KV_DTYPE_BF16 as u32 => Ok(KvDType::Bf16),
+        r if r == moe_kv_dtype::MOE_KV_DTYPE_INT8 as u32 => Ok(KvDType::Int8),
+        other => Err(FfiError::invalid(format!(
+            "kv_dtype {other} is not MOE_KV_DTYPE_F32 (0), MOE_KV_DTYPE_BF16 (1) or \
+             MOE_KV_DTYPE_INT8 (2)"
+        ))),
+    }
 }
 
 /// The default session parameters: the model's maximum context, sparse attention as defined.
@@ -54,6 +88,7 @@ pub extern "C" fn moe_session_default_params() -> moe_session_params {
 const DEFAULT_PARAMS: moe_session_params = moe_session_params {
     max_context: 0,
     dense_attention: false,
+    kv_dtype: moe_kv_dtype::MOE_KV_DTYPE_F32 as moe_kv_dtype_arg,
 };
 
 /// Starts an empty session on `model`. `params` may be NULL for the defaults.
@@ -87,18 +122,31 @@ pub unsafe extern "C" fn moe_session_new(
             } else {
                 SparseMode::Sparse
             };
+            params.kv_dtype = kv_dtype_of(p.kv_dtype)?;
             let session = Session::new(m.model.clone(), &params)?;
-            let handle = handle::register(moe_session {
-                session,
-                params,
-                busy: false,
-                finish: (crate::finish::moe_finish_reason::MOE_FINISH_NONE, usize::MAX),
-            });
+            let handle = register(session);
             // SAFETY: checked by `out_ptr`; written only on success.
             unsafe { write_out(out, handle) };
             Ok(())
         })
     }
+}
+
+/// Registers `session` as a new handle the caller owns.
+pub(crate) fn register(session: Session) -> *mut moe_session {
+    let params = SessionParams::default()
+        .with_max_context(Some(session.max_context()))
+        .with_sparse_mode(session.sparse_mode())
+        .with_kv_dtype(session.kv_dtype());
+    handle::register(moe_session {
+        session,
+        params,
+        busy: false,
+        finish: (
+            crate::finish::moe_finish_reason::MOE_FINISH_NONE,
+            usize::MAX,
+        ),
+    })
 }
 
 /// Frees a session and its caches. NULL is a no-op; a pointer that is not a live session (e.g.
@@ -150,7 +198,7 @@ pub(crate) unsafe fn handle_mut<'a>(session: *mut moe_session) -> FfiResult<&'a 
 ///
 /// # Safety
 /// `session` must not be freed or used by another thread during the borrow.
-unsafe fn session_mut<'a>(session: *mut moe_session) -> FfiResult<&'a mut Session> {
+pub(crate) unsafe fn session_mut<'a>(session: *mut moe_session) -> FfiResult<&'a mut Session> {
     // SAFETY: forwarded caller promise.
     Ok(&mut unsafe { handle_mut(session) }?.session)
 }
@@ -159,7 +207,7 @@ unsafe fn session_mut<'a>(session: *mut moe_session) -> FfiResult<&'a mut Sessio
 ///
 /// # Safety
 /// `session` must not be freed or changed by another thread during the borrow.
-unsafe fn session_ref<'a>(session: *const moe_session) -> FfiResult<&'a Session> {
+pub(crate) unsafe fn session_ref<'a>(session: *const moe_session) -> FfiResult<&'a Session> {
     // SAFETY: the registry checks the handle; no concurrent writer (caller's promise).
     let h = unsafe { handle::get(session, "session") }?;
     not_busy(h)?;

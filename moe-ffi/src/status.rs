@@ -60,12 +60,20 @@ pub enum moe_status {
     MOE_ERR_UNSUPPORTED_QUANTIZATION = 23,
     /// A progress callback stopped the work (what was done is kept).
     MOE_ERR_CANCELLED = 24,
+    /// A session snapshot was made by another model (its fingerprint differs).
+    MOE_ERR_SNAPSHOT_MODEL_MISMATCH = 25,
+    /// A session snapshot in a format version this library does not read.
+    MOE_ERR_SNAPSHOT_VERSION = 26,
+    /// A session snapshot ends before its declared length.
+    MOE_ERR_SNAPSHOT_TRUNCATED = 27,
+    /// A session snapshot fails its checksums or holds values the model cannot take.
+    MOE_ERR_SNAPSHOT_CORRUPT = 28,
 }
 
 use moe_status::*;
 
 /// Every status, in value order (for tests and `moe_status_str`).
-pub const ALL_STATUSES: [moe_status; 25] = [
+pub const ALL_STATUSES: [moe_status; 29] = [
     MOE_OK,
     MOE_ERR_NULL_ARGUMENT,
     MOE_ERR_INVALID_HANDLE,
@@ -91,6 +99,10 @@ pub const ALL_STATUSES: [moe_status; 25] = [
     MOE_ERR_BUSY,
     MOE_ERR_UNSUPPORTED_QUANTIZATION,
     MOE_ERR_CANCELLED,
+    MOE_ERR_SNAPSHOT_MODEL_MISMATCH,
+    MOE_ERR_SNAPSHOT_VERSION,
+    MOE_ERR_SNAPSHOT_TRUNCATED,
+    MOE_ERR_SNAPSHOT_CORRUPT,
 ];
 
 impl moe_status {
@@ -116,6 +128,10 @@ impl moe_status {
             E::Tokenizer(_) => MOE_ERR_TOKENIZER,
             E::UnsupportedQuantization { .. } => MOE_ERR_UNSUPPORTED_QUANTIZATION,
             E::Cancelled { .. } => MOE_ERR_CANCELLED,
+            E::SnapshotModelMismatch { .. } => MOE_ERR_SNAPSHOT_MODEL_MISMATCH,
+            E::SnapshotVersion { .. } => MOE_ERR_SNAPSHOT_VERSION,
+            E::SnapshotTruncated { .. } => MOE_ERR_SNAPSHOT_TRUNCATED,
+            E::SnapshotCorrupt(_) => MOE_ERR_SNAPSHOT_CORRUPT,
             _ => MOE_ERR_OTHER,
         }
     }
@@ -148,6 +164,10 @@ impl moe_status {
             MOE_ERR_BUSY => c"the session is busy generating",
             MOE_ERR_UNSUPPORTED_QUANTIZATION => c"unsupported quantization",
             MOE_ERR_CANCELLED => c"cancelled by the progress callback",
+            MOE_ERR_SNAPSHOT_MODEL_MISMATCH => c"snapshot of another model",
+            MOE_ERR_SNAPSHOT_VERSION => c"unsupported snapshot format version",
+            MOE_ERR_SNAPSHOT_TRUNCATED => c"truncated snapshot",
+            MOE_ERR_SNAPSHOT_CORRUPT => c"corrupted snapshot",
         }
     }
 }
@@ -178,6 +198,28 @@ mod tests {
                 MOE_ERR_INVALID_ARGUMENT,
             ),
             (moe_core::Error::Tokenizer("x".into()), MOE_ERR_TOKENIZER),
+            (
+                moe_core::Error::SnapshotModelMismatch {
+                    expected: 1,
+                    found: 2,
+                },
+                MOE_ERR_SNAPSHOT_MODEL_MISMATCH,
+            ),
+            (
+                moe_core::Error::SnapshotVersion {
+                    found: 9,
+                    supported: 1,
+                },
+                MOE_ERR_SNAPSHOT_VERSION,
+            ),
+            (
+                moe_core::Error::SnapshotTruncated { len: 3, needed: 56 },
+                MOE_ERR_SNAPSHOT_TRUNCATED,
+            ),
+            (
+                moe_core::Error::SnapshotCorrupt("x".into()),
+                MOE_ERR_SNAPSHOT_CORRUPT,
+            ),
         ];
         for (e, s) in cases {
             assert_eq!(moe_status::of(&e), s, "{e}");

@@ -139,6 +139,34 @@ fn convert(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
             (msg.clone(),),
             vec![("done", done.into_bound_py_any(py)?)],
         ),
+        Error::SnapshotModelMismatch { expected, found } => build(
+            py,
+            "SnapshotModelMismatchError",
+            (msg.clone(),),
+            vec![
+                ("expected", expected.into_bound_py_any(py)?),
+                ("found", found.into_bound_py_any(py)?),
+            ],
+        ),
+        Error::SnapshotVersion { found, supported } => build(
+            py,
+            "SnapshotVersionError",
+            (msg.clone(),),
+            vec![
+                ("found", found.into_bound_py_any(py)?),
+                ("supported", supported.into_bound_py_any(py)?),
+            ],
+        ),
+        Error::SnapshotTruncated { len, needed } => build(
+            py,
+            "SnapshotTruncatedError",
+            (msg.clone(),),
+            vec![
+                ("len", len.into_bound_py_any(py)?),
+                ("needed", needed.into_bound_py_any(py)?),
+            ],
+        ),
+        Error::SnapshotCorrupt(_) => simple("SnapshotCorruptError"),
         // `Error` is non-exhaustive: a variant added later still raises a `MoeError`.
         #[allow(unreachable_patterns)]
         _ => simple("MoeError"),

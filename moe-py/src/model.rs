@@ -196,14 +196,23 @@ impl PyModel {
         self.inner.checkpoint_bytes()
     }
 
-    /// A new, empty session (KV cache) over this model.
-    #[pyo3(signature = (*, max_context = None, sparse = None))]
+    /// A new, empty session (KV cache) over this model. `kv_dtype` is the precision the caches store
+    /// rows in: `"f32"` (exact, the default), `"bf16"` or `"int8"` (one scale a row).
+    #[pyo3(signature = (*, max_context = None, sparse = None, kv_dtype = "f32"))]
     fn session(
         slf: &Bound<'_, Self>,
         max_context: Option<i64>,
         sparse: Option<bool>,
+        kv_dtype: &str,
     ) -> PyResult<PySession> {
-        PySession::create(slf, max_context, sparse)
+        PySession::create(slf, max_context, sparse, kv_dtype)
+    }
+
+    /// A hash of the config and the checkpoint's tensor table (names, dtypes, shapes): equal for two
+    /// loads of one checkpoint. Session snapshots carry it.
+    #[getter]
+    fn fingerprint(&self) -> u64 {
+        self.inner.fingerprint()
     }
 
     /// Generates after `prompt`, streaming the result as it is produced.

@@ -5,9 +5,9 @@ use std::sync::{Mutex, MutexGuard};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
+use pyo3::types::{PyBool, PyBytes};
 
-use moe_core::{Error, LogitsMode, Session};
+use moe_core::{Error, KvDType, LogitsMode, Session};
 
 use crate::args;
 use crate::errors::PyResultExt;
@@ -49,16 +49,24 @@ impl PySession {
         model: &Bound<'_, PyModel>,
         max_context: Option<i64>,
         sparse: Option<bool>,
+        kv_dtype: &str,
     ) -> PyResult<Self> {
         let py = model.py();
         let m = model.get();
-        let params = m.session_params(max_context, sparse)?;
+        let params = m
+            .session_params(max_context, sparse)?
+            .with_kv_dtype(KvDType::parse(kv_dtype).py_err(py)?);
         let session = Session::new(m.inner.clone(), &params).py_err(py)?;
-        Ok(PySession {
+        Ok(Self::wrap(model, session))
+    }
+
+    /// `session` (over `model`'s weights) as a `moe.Session`.
+    fn wrap(model: &Bound<'_, PyModel>, session: Session) -> Self {
+        PySession {
             model: model.clone().unbind(),
             inner: Mutex::new(Some(session)),
-            vocab_size: m.inner.config().vocab_size,
-        })
+            vocab_size: model.get().inner.config().vocab_size,
+        }
     }
 
     /// The session slot, even if a previous holder panicked (the engine reports errors, not panics).
@@ -104,15 +112,58 @@ impl PySession {
 
 #[pymethods]
 impl PySession {
-    /// Same as `model.session(max_context=..., sparse=...)`.
+    /// Same as `model.session(max_context=..., sparse=..., kv_dtype=...)`.
     #[new]
-    #[pyo3(signature = (model, *, max_context = None, sparse = None))]
+    #[pyo3(signature = (model, *, max_context = None, sparse = None, kv_dtype = "f32"))]
     fn new(
         model: &Bound<'_, PyModel>,
         max_context: Option<i64>,
         sparse: Option<bool>,
+        kv_dtype: &str,
     ) -> PyResult<Self> {
-        Self::create(model, max_context, sparse)
+        Self::create(model, max_context, sparse, kv_dtype)
+    }
+
+    /// A new session holding the same tokens and caches, continuing independently of this one.
+    /// The caches are not copied: what this session holds becomes read-only blocks both share (N
+    /// forks of one long prompt hold its cache once); each appends to its own tail. Logits equal
+    /// those of a fresh session fed the same tokens.
+    fn fork(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<PySession> {
+        let this = slf.get();
+        let forked = this.with(py, |s| s.fork())?;
+        Ok(Self::wrap(this.model.bind(py), forked))
+    }
+
+    /// The session as `bytes`: its tokens, options (max_context, sparse, kv_dtype) and every cache,
+    /// under a versioned header with the model's fingerprint and checksums.
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.with(py, |s| s.snapshot())?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Writes `snapshot()` to the file `path` (replacing it).
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        self.with(py, |s| s.save(&path))?.py_err(py)
+    }
+
+    /// The session a `snapshot()` holds, over `model` (the model that made it). Raises
+    /// `moe.SnapshotModelMismatchError`, `moe.SnapshotVersionError`, `moe.SnapshotTruncatedError`
+    /// or `moe.SnapshotCorruptError` (all `moe.SnapshotError`s).
+    #[staticmethod]
+    fn restore(model: &Bound<'_, PyModel>, data: &[u8]) -> PyResult<PySession> {
+        let py = model.py();
+        let m = model.get().inner.clone();
+        let session = py.detach(|| Session::restore(m, data)).py_err(py)?;
+        Ok(Self::wrap(model, session))
+    }
+
+    /// `restore` from a file `save` wrote.
+    #[staticmethod]
+    fn restore_file(model: &Bound<'_, PyModel>, path: std::path::PathBuf) -> PyResult<PySession> {
+        let py = model.py();
+        let m = model.get().inner.clone();
+        let session = py.detach(|| Session::restore_file(m, &path)).py_err(py)?;
+        Ok(Self::wrap(model, session))
     }
 
     /// Feeds `ids` (a list of ints or a 1-D integer numpy array) after what the session holds.
@@ -211,10 +262,24 @@ impl PySession {
         self.with(py, |s| s.max_context())
     }
 
-    /// Bytes held by the KV caches now.
+    /// Bytes held by the KV caches now, in their precision (blocks shared with forks included).
     #[getter]
     fn kv_cache_bytes(&self, py: Python<'_>) -> PyResult<usize> {
         self.with(py, |s| s.kv_cache_bytes())
+    }
+
+    /// Of `kv_cache_bytes`, those in blocks another session (a fork, or the session forked from)
+    /// also references: forks of one prompt hold the sum of `kv_cache_bytes - kv_cache_shared_bytes`
+    /// plus the shared blocks once.
+    #[getter]
+    fn kv_cache_shared_bytes(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |s| s.kv_cache_shared_bytes())
+    }
+
+    /// The precision the caches store rows in: `"f32"`, `"bf16"` or `"int8"`.
+    #[getter]
+    fn kv_dtype(&self, py: Python<'_>) -> PyResult<&'static str> {
+        self.with(py, |s| s.kv_dtype().name())
     }
 
     /// Generates after `prompt`, continuing this session: the prompt is fed after what the session

@@ -336,7 +336,7 @@ impl CompressedAttention {
                                         let qh = &qi[(i * ix.heads + h) * ix.dim
                                             ..(i * ix.heads + h + 1) * ix.dim];
                                         wts[i * ix.heads + h]
-                                            * kernels::dot_f32(qh, k).max(0.0)
+                                            * kernels::dot_f32(qh, &k).max(0.0)
                                             * sc
                                     })
                                     .sum()
@@ -347,7 +347,9 @@ impl CompressedAttention {
                     None => (0..visible).collect(),
                 };
                 let lo = (p + 1).saturating_sub(self.window).max(window.start());
-                let mut keys: Vec<&[f32]> = (lo..=p).map(|k| window.row(k)).collect();
+                // Rows come back borrowed where the cache holds f32 in one piece (V4's caches do).
+                let mut keys: Vec<std::borrow::Cow<'_, [f32]>> =
+                    (lo..=p).map(|k| window.row(k)).collect();
                 if let Some(e) = entries {
                     keys.extend(chosen.iter().map(|&c| e.row(c)));
                 }

@@ -185,6 +185,14 @@ impl Gqa {
             cache.evict();
             return attn;
         }
+        // The held keys and values [len - k0, nkv*d] as f32, read once (borrowed when stored as f32
+        // in one piece; decoded once, not per head, when compact or shared with a fork).
+        let k0 = cache.k.start();
+        let (keys, vals) = (
+            cache.k.rows(k0..cache.k.len()),
+            cache.v.rows(k0..cache.v.len()),
+        );
+        let kw = nkv * d;
         // attn[T, nh*d]: each (token, head) attends over its visible keys.
         let mut attn = vec![0.0f32; t * nh * d];
         attn.par_chunks_mut(d).enumerate().for_each(|(idx, out)| {
@@ -194,11 +202,15 @@ impl Gqa {
             let lo = self.first_visible(p).max(cache.k.start());
             let qh = &q[i * nh * d + h * d..i * nh * d + (h + 1) * d];
             let mut scores: Vec<f32> = (lo..=p)
-                .map(|tk| scale * kernels::dot_f32(qh, &cache.k.row(tk)[kvh * d..(kvh + 1) * d]))
+                .map(|tk| {
+                    let r = (tk - k0) * kw;
+                    scale * kernels::dot_f32(qh, &keys[r + kvh * d..r + (kvh + 1) * d])
+                })
                 .collect();
             softmax_with_sink(&mut scores, self.sinks.as_ref().map(|s| s[h]));
             for (tk, w) in (lo..=p).zip(&scores) {
-                let vr = &cache.v.row(tk)[kvh * d..(kvh + 1) * d];
+                let r = (tk - k0) * kw;
+                let vr = &vals[r + kvh * d..r + (kvh + 1) * d];
                 kernels::axpy_f32(*w, vr, out);
             }
         });
@@ -240,6 +252,13 @@ impl Gqa {
         let (nh, nkv, d) = (self.nh, self.nkv, self.d);
         let group = nh / nkv;
         let qb = (QUERY_ROWS / group).max(1); // tokens per task
+                                              // The held keys and values [len - k0, nkv*d] as f32, read once for every task.
+        let k0s = cache.k.start();
+        let (keys, vals) = (
+            cache.k.rows(k0s..cache.k.len()),
+            cache.v.rows(k0s..cache.v.len()),
+        );
+        let kw = nkv * d;
         let tasks: Vec<(usize, usize)> = (0..nkv)
             .flat_map(|g| (0..t).step_by(qb).map(move |i0| (g, i0)))
             .collect();
@@ -267,8 +286,9 @@ impl Gqa {
                     let nk = k1 - k0;
                     kb_buf.clear();
                     for tk in k0..k1 {
-                        kb_buf.extend_from_slice(&cache.k.row(tk)[g * d..(g + 1) * d]);
-                        for (c, x) in cache.v.row(tk)[g * d..(g + 1) * d].iter().enumerate() {
+                        let r = (tk - k0s) * kw;
+                        kb_buf.extend_from_slice(&keys[r + g * d..r + (g + 1) * d]);
+                        for (c, x) in vals[r + g * d..r + (g + 1) * d].iter().enumerate() {
                             vt[c * nk + (tk - k0)] = *x;
                         }
                     }

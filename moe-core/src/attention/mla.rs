@@ -3,6 +3,8 @@
 //! up-projection applied after the weighted sum (ARCHITECTURES.md 2.3–2.4). With an indexer (DSA) each
 //! query attends only to its selected keys, gathered from the cache.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use super::indexer::{Indexer, Selection};
@@ -294,9 +296,11 @@ impl Mla {
         )
     }
 
-    /// The cached latents `[n, c]` and rope keys `[n, dr]`, borrowed as contiguous tables (no copy:
-    /// a decode step must not pay for the whole context when DSA attends to only `index_topk` keys).
-    fn cached_keys<'c>(&self, cache: &'c MlaCache) -> (usize, &'c [f32], &'c [f32]) {
+    /// The cached latents `[n, c]` and rope keys `[n, dr]` as contiguous f32 tables: borrowed (no
+    /// copy: a decode step must not pay for the whole context when DSA attends to only `index_topk`
+    /// keys) when the cache stores f32 in one piece, decoded when it stores bf16/int8 or shares
+    /// a forked prefix.
+    fn cached_keys<'c>(&self, cache: &'c MlaCache) -> (usize, Cow<'c, [f32]>, Cow<'c, [f32]>) {
         let n = cache.latent.len();
         debug_assert_eq!(cache.latent.start(), 0, "MLA caches never evict");
         (n, cache.latent.rows(0..n), cache.k_pe.rows(0..n))
@@ -318,9 +322,32 @@ impl Mla {
         let t = positions.len();
         let (nh, dn, dr, dv, c) = (self.nh, self.dn, self.dr, self.dv, self.c);
         let dq = dn + dr;
-        let (n, lat, pe) = self.cached_keys(cache);
-        let lat_m = MatRef::new(FloatData::F32(lat), n, c);
-        let pe_m = MatRef::new(FloatData::F32(pe), n, dr);
+        // Queries that attend to all their causal keys need the whole table; when none does and the
+        // cache cannot lend it (compact precision, or blocks shared with a fork), only the keys the
+        // sparse queries selected are read, once for all heads: `slot(tk)` is key tk's row.
+        let any_full =
+            !skip_full && (0..t).any(|i| sel.is_none_or(|s| s[i].len() == positions[i] + 1));
+        let (n, lat, pe, gathered) = match sel {
+            Some(sel) if !any_full && !cache.latent.is_borrowable() => {
+                let mut keys: Vec<usize> = (0..t).flat_map(|i| sel[i].iter().copied()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let (mut l, mut r) = (Vec::new(), Vec::new());
+                cache.latent.gather_into(&keys, &mut l); // [keys, c]
+                cache.k_pe.gather_into(&keys, &mut r); // [keys, dr]
+                (keys.len(), Cow::Owned(l), Cow::Owned(r), Some(keys))
+            }
+            _ => {
+                let (n, l, r) = self.cached_keys(cache);
+                (n, l, r, None)
+            }
+        };
+        let slot = |tk: usize| match &gathered {
+            Some(keys) => keys.binary_search(&tk).unwrap_or(0),
+            None => tk,
+        };
+        let lat_m = MatRef::new(FloatData::F32(&lat), n, c);
+        let pe_m = MatRef::new(FloatData::F32(&pe), n, dr);
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()
             .map(|h| {
@@ -374,15 +401,17 @@ impl Mla {
                         let mut sc: Vec<f32> = keys
                             .iter()
                             .map(|&tk| {
+                                let r = slot(tk);
                                 self.scale
-                                    * (kernels::dot_f32(ql, &lat[tk * c..(tk + 1) * c])
-                                        + kernels::dot_f32(qp, &pe[tk * dr..(tk + 1) * dr]))
+                                    * (kernels::dot_f32(ql, &lat[r * c..(r + 1) * c])
+                                        + kernels::dot_f32(qp, &pe[r * dr..(r + 1) * dr]))
                             })
                             .collect();
                         softmax_with_sink(&mut sc, None);
                         let ol = &mut o_lat[i * c..(i + 1) * c];
                         for (&tk, w) in keys.iter().zip(&sc) {
-                            kernels::axpy_f32(*w, &lat[tk * c..(tk + 1) * c], ol);
+                            let r = slot(tk);
+                            kernels::axpy_f32(*w, &lat[r * c..(r + 1) * c], ol);
                         }
                     }
                 }
@@ -418,7 +447,7 @@ impl Mla {
         let (nh, dn, dr, dv) = (self.nh, self.dn, self.dr, self.dv);
         let (dq, hr) = (dn + dr, dn + dv);
         let (n, lat, pe) = self.cached_keys(cache);
-        let kv = self.kv_b_proj.forward(lat, n); // [n, nh·(dn+dv)]
+        let kv = self.kv_b_proj.forward(&lat, n); // [n, nh·(dn+dv)]
         const QB: usize = 64;
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()

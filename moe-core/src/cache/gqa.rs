@@ -28,7 +28,7 @@ impl GqaCache {
     }
 
     /// First key a query at position `next` (or later) can see.
-    fn first_needed(&self, next: usize) -> usize {
+    pub(crate) fn first_needed(&self, next: usize) -> usize {
         match self.mask {
             AttentionMask::Causal => 0,
             AttentionMask::SlidingWindow(w) => (next + 1).saturating_sub(w),

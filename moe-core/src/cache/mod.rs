@@ -1,19 +1,28 @@
 //! KV caches: one small trait and small types that compose (GQA full or windowed, MLA latent,
-//! DSA indexer keys, the constant-size gated DeltaNet state), gathered per layer in [`ModelCache`].
+//! DSA indexer keys, the constant-size gated DeltaNet state, DeepSeek V4's compressed entries),
+//! gathered per layer in [`ModelCache`]. GQA and MLA rows are stored in a [`KvDType`] and can be
+//! frozen into shared read-only segments that forked caches reference instead of copying; the
+//! DeltaNet state and V4's compressed caches stay f32 and are copied by a fork.
 
+mod codec;
 mod compressed;
 mod deltanet;
+mod dtype;
 mod gqa;
 mod indexer;
 mod mla;
 mod rows;
+mod store;
 
+pub(crate) use codec::{max_layer_bytes as codec_max_layer_bytes, read_layer, write_layer, Reader};
 pub(crate) use compressed::{CompressedCache, CompressorState};
 pub(crate) use deltanet::DeltaNetCache;
+pub use dtype::KvDType;
 pub(crate) use gqa::GqaCache;
 pub(crate) use indexer::IndexerCache;
 pub(crate) use mla::MlaCache;
 pub(crate) use rows::RowCache;
+pub(crate) use store::Store;
 
 use crate::error::Result;
 
@@ -48,22 +57,48 @@ pub(crate) enum LayerCache {
 impl LayerCache {
     /// Bytes one more position adds to this layer's cache (before any window eviction).
     pub(crate) fn bytes_per_position(&self) -> usize {
-        let f32s = match self {
-            LayerCache::Gqa(c) => c.k.width() + c.v.width(),
-            LayerCache::Mla { mla, indexer } => {
-                mla.latent.width()
-                    + mla.k_pe.width()
-                    + indexer.as_ref().map_or(0, |i| i.keys.width())
-            }
+        match self {
+            LayerCache::Gqa(_) | LayerCache::Mla { .. } => self
+                .row_caches()
+                .iter()
+                .map(|r| r.dtype().row_bytes(r.width()))
+                .sum(),
             LayerCache::DeltaNet(_) => 0,
-            // The window row, and the compressed rows of every m-th token (rounded down).
+            // The window row, and the compressed rows of every m-th token (rounded down), in f32.
             LayerCache::Compressed(c) => {
-                c.window.width()
+                (c.window.width()
                     + c.compressor.as_ref().map_or(0, |s| s.entries.width()) / c.rate.max(1)
-                    + c.indexer.as_ref().map_or(0, |s| s.entries.width()) / c.rate.max(1)
+                    + c.indexer.as_ref().map_or(0, |s| s.entries.width()) / c.rate.max(1))
+                    * std::mem::size_of::<f32>()
             }
-        };
-        f32s * std::mem::size_of::<f32>()
+        }
+    }
+
+    /// Every row table of this layer stored in the session's [`KvDType`], in a fixed order (GQA: K,
+    /// V; MLA: latent, rope key, indexer keys; none for the f32 DeltaNet and compressed caches).
+    pub(crate) fn row_caches(&self) -> Vec<&RowCache> {
+        match self {
+            LayerCache::Gqa(c) => vec![&c.k, &c.v],
+            LayerCache::Mla { mla, indexer } => {
+                let mut v = vec![&mla.latent, &mla.k_pe];
+                v.extend(indexer.as_ref().map(|i| &i.keys));
+                v
+            }
+            LayerCache::DeltaNet(_) | LayerCache::Compressed(_) => vec![],
+        }
+    }
+
+    /// [`row_caches`](Self::row_caches), mutably.
+    pub(crate) fn row_caches_mut(&mut self) -> Vec<&mut RowCache> {
+        match self {
+            LayerCache::Gqa(c) => vec![&mut c.k, &mut c.v],
+            LayerCache::Mla { mla, indexer } => {
+                let mut v = vec![&mut mla.latent, &mut mla.k_pe];
+                v.extend(indexer.as_mut().map(|i| &mut i.keys));
+                v
+            }
+            LayerCache::DeltaNet(_) | LayerCache::Compressed(_) => vec![],
+        }
     }
 
     /// Bytes this layer holds whatever the context, once a token went through (recurrent state).
@@ -142,6 +177,43 @@ pub struct ModelCache {
     pub(crate) layers: Vec<LayerCache>,
     /// Identity of the model whose layers these caches match.
     pub(crate) model_id: u64,
+}
+
+impl ModelCache {
+    /// Stores rows in `dtype` from now on; only for an empty cache.
+    pub(crate) fn set_dtype(&mut self, dtype: KvDType) {
+        for l in &mut self.layers {
+            l.row_caches_mut()
+                .into_iter()
+                .for_each(|r| r.set_dtype(dtype));
+        }
+    }
+
+    /// The precision rows are stored in.
+    pub(crate) fn dtype(&self) -> KvDType {
+        self.layers
+            .iter()
+            .find_map(|l| l.row_caches().first().map(|r| r.dtype()))
+            .unwrap_or_default()
+    }
+
+    /// A cache sharing every row held now with this one (both continue independently): the rows
+    /// are frozen into shared read-only segments first.
+    pub(crate) fn fork(&mut self) -> ModelCache {
+        for l in &mut self.layers {
+            l.row_caches_mut().into_iter().for_each(RowCache::freeze);
+        }
+        self.clone()
+    }
+
+    /// Of [`bytes`](KvCache::bytes), those in segments another cache also references.
+    pub(crate) fn shared_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flat_map(|l| l.row_caches())
+            .map(RowCache::shared_bytes)
+            .sum()
+    }
 }
 
 impl KvCache for ModelCache {

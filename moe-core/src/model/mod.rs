@@ -4,6 +4,7 @@ mod batch_forward;
 mod block;
 mod compute;
 mod estimate;
+mod fingerprint;
 mod hyper;
 
 use std::path::Path;
@@ -111,6 +112,8 @@ pub struct Model {
     tokenizer: Option<Arc<Tokenizer>>,
     /// Unique per loaded model; caches built by [`Model::new_cache`] carry it.
     id: u64,
+    /// Hash of the config and the tensor table (names, dtypes, shapes), computed at load.
+    fingerprint: u64,
     checkpoint: Arc<Checkpoint>,
     /// The dedicated worker pool set by [`Model::set_compute`]; `None` runs on rayon's global pool.
     pool: Option<Arc<rayon::ThreadPool>>,
@@ -210,7 +213,9 @@ impl Model {
         #[cfg(feature = "text")]
         let tokenizer = Tokenizer::from_dir(dir)?.map(Arc::new);
         let generation_config = GenerationConfig::load(dir)?;
+        let fingerprint = fingerprint::fingerprint(&config, &checkpoint);
         let mut model = Model {
+            fingerprint,
             config,
             embed_tokens,
             layers,
@@ -266,6 +271,13 @@ impl Model {
             crate::kernels::isa()
         );
         Ok(())
+    }
+
+    /// A hash of the config and of the checkpoint's tensor table (names, dtypes, shapes), computed
+    /// at load: equal for two loads of the same checkpoint, different for different models. Session
+    /// snapshots carry it.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// The typed `config.json`.

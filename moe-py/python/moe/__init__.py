@@ -13,8 +13,10 @@ Example::
 
 :class:`Model` loads a Hugging Face checkpoint folder (config.json + safetensors, memory-mapped;
 tokenizer.json, tokenizer_config.json and generation_config.json when present).
-:class:`Session` holds one sequence's KV cache; :func:`batch_decode` and :func:`batch_prefill`
-step several sessions of one model as one forward (logits ``[B, vocab_size]``). :meth:`Model.generate` streams token ids for an id
+:class:`Session` holds one sequence's KV cache (``kv_dtype="bf16"``/``"int8"`` stores it compactly); it
+can be forked (forks share the prompt's cache) and saved and restored (:meth:`Session.snapshot`,
+:meth:`Session.save`, :meth:`Session.restore`, :meth:`Session.restore_file`); :func:`batch_decode` and :func:`batch_prefill` step several
+sessions of one model as one forward (logits ``[B, vocab_size]``). :meth:`Model.generate` streams token ids for an id
 prompt and text pieces for a text prompt; :meth:`Model.chat` renders chat messages with the model's
 template and streams the reply. :class:`Tokenizer` encodes, decodes and applies chat templates.
 Compute runs with the GIL released: one model can serve sessions on several threads. Errors are
@@ -56,6 +58,11 @@ from .errors import (
     MoeError,
     NotFoundError,
     ShapeError,
+    SnapshotCorruptError,
+    SnapshotError,
+    SnapshotModelMismatchError,
+    SnapshotTruncatedError,
+    SnapshotVersionError,
     TokenizerError,
     UnsupportedQuantizationError,
     TokenOutOfRangeError,
@@ -80,6 +87,11 @@ __all__ = [
     "NotFoundError",
     "Session",
     "ShapeError",
+    "SnapshotCorruptError",
+    "SnapshotError",
+    "SnapshotModelMismatchError",
+    "SnapshotTruncatedError",
+    "SnapshotVersionError",
     "StreamDecoder",
     "TextStream",
     "TokenOutOfRangeError",

@@ -23,6 +23,11 @@ __all__ = [
     "MoeError",
     "NotFoundError",
     "ShapeError",
+    "SnapshotCorruptError",
+    "SnapshotError",
+    "SnapshotModelMismatchError",
+    "SnapshotTruncatedError",
+    "SnapshotVersionError",
     "TokenOutOfRangeError",
     "TokenizerError",
     "UnsupportedArchitectureError",
@@ -114,3 +119,33 @@ class CancelledError(MoeError):
 
 class UnsupportedQuantizationError(MoeError):
     """The checkpoint's quantization_config names a method or scheme the engine does not implement."""
+
+
+class SnapshotError(MoeError):
+    """A session snapshot (``Session.snapshot`` / ``Session.save``) cannot be restored."""
+
+
+class SnapshotModelMismatchError(SnapshotError):
+    """The snapshot was made by another model: ``found`` is its model fingerprint, ``expected`` the
+    restoring model's (``Model.fingerprint``)."""
+
+    expected: int
+    found: int
+
+
+class SnapshotVersionError(SnapshotError):
+    """The snapshot's format version (``found``) is not the one this build reads (``supported``)."""
+
+    found: int
+    supported: int
+
+
+class SnapshotTruncatedError(SnapshotError):
+    """The snapshot ends early: ``len`` bytes present, at least ``needed`` required."""
+
+    len: int
+    needed: int
+
+
+class SnapshotCorruptError(SnapshotError):
+    """The snapshot fails its checksums or holds values the model cannot take."""
