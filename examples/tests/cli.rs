@@ -308,3 +308,22 @@ fn logits_example_rejects_unknown_options_and_unpaired_decode_ids() {
     assert_eq!(line["tokens"], 3);
     assert_eq!(tensor(&out, "decode_logits.0").0, vec![1, 256]);
 }
+
+#[test]
+fn generate_and_bench_examples_reject_unknown_options() {
+    for (name, args) in [
+        (
+            "generate",
+            &["--max-tokens", "2", "--temprature", "0.5"][..],
+        ),
+        (
+            "bench",
+            &["--prompt", "4", "--gen", "1", "--bogus", "1"][..],
+        ),
+    ] {
+        let o = example(name).args(args).output().unwrap();
+        assert!(!o.status.success(), "{name} accepted an unknown option");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("unknown option --"), "{name}: {err}");
+    }
+}
