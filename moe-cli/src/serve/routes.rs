@@ -452,3 +452,136 @@ fn stream(
     });
     Sse::new(events).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::{default_model, load_model};
+
+    fn state(max_context: usize, max_tokens: usize) -> AppState {
+        let model = load_model(&default_model(), Some(1)).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let config = super::super::scheduler::Config {
+            max_batch: 1,
+            max_queue: 1,
+            prefill_chunk: 16,
+        };
+        AppState {
+            scheduler: super::super::scheduler::spawn(model.clone(), config, metrics.clone())
+                .unwrap(),
+            model,
+            model_id: "demo".into(),
+            metrics,
+            limits: Limits {
+                body_bytes: 1 << 20,
+                max_tokens,
+                max_context,
+            },
+            api_key: None,
+            started: 0,
+            next_id: Default::default(),
+        }
+    }
+
+    fn check(
+        state: &AppState,
+        endpoint: Endpoint,
+        body: serde_json::Value,
+    ) -> Result<(Vec<u32>, GenerateOptions, usize), ApiError> {
+        let req = api::parse(endpoint, body.to_string().as_bytes())?;
+        prepare(state, &req)
+    }
+
+    #[test]
+    fn limits_and_the_model_are_checked_before_generation() {
+        let s = state(64, 40);
+        let (ids, opts, ctx) = check(
+            &s,
+            Endpoint::Completions,
+            json!({"model": "demo", "prompt": "def f():", "max_tokens": 5, "seed": 9, "temperature": 0.5}),
+        )
+        .unwrap();
+        assert!(!ids.is_empty() && ctx == 64);
+        assert_eq!(opts.max_new_tokens, 5);
+        assert_eq!((opts.sampler.seed, opts.sampler.temperature), (9, 0.5));
+        // The model's end-of-sequence id stops generation unless ignore_eos.
+        assert_eq!(opts.stop_tokens, s.model.eos_token_ids());
+        let (_, opts, _) = check(
+            &s,
+            Endpoint::Completions,
+            json!({"model": "demo", "prompt": "x", "ignore_eos": true}),
+        )
+        .unwrap();
+        assert!(opts.stop_tokens.is_empty());
+        // No max_tokens: the policy's, capped by the room in the context and the server's limit.
+        assert!(opts.max_new_tokens <= 40);
+
+        let err = |body: serde_json::Value, endpoint| check(&s, endpoint, body).unwrap_err();
+        let e = err(
+            json!({"model": "other", "prompt": "x"}),
+            Endpoint::Completions,
+        );
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::NOT_FOUND, Some("model_not_found"))
+        );
+        let e = err(
+            json!({"model": "demo", "prompt": "x", "max_tokens": 41}),
+            Endpoint::Completions,
+        );
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        let long = "def f(x):\n    return x\n".repeat(20);
+        let e = err(
+            json!({"model": "demo", "prompt": long}),
+            Endpoint::Completions,
+        );
+        assert_eq!(
+            (e.param.as_deref(), e.code),
+            (Some("prompt"), Some("context_length_exceeded"))
+        );
+        let e = err(
+            json!({"model": "demo", "prompt": vec![7; 30], "max_tokens": 35}),
+            Endpoint::Completions,
+        );
+        assert_eq!(
+            (e.param.as_deref(), e.code),
+            (Some("max_tokens"), Some("context_length_exceeded"))
+        );
+        let e = err(
+            json!({"model": "demo", "prompt": [1, 5000]}),
+            Endpoint::Completions,
+        );
+        assert_eq!(e.param.as_deref(), Some("prompt"));
+        let e = err(
+            json!({"model": "demo", "prompt": ""}),
+            Endpoint::Completions,
+        );
+        assert_eq!(e.param.as_deref(), Some("prompt"));
+        let e = err(
+            json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}),
+            Endpoint::Chat,
+        );
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, Some("chat_template_missing"))
+        );
+    }
+
+    #[test]
+    fn the_api_key_is_a_bearer_token() {
+        let mut s = state(64, 40);
+        let mut h = HeaderMap::new();
+        assert!(authorize(&s, &h).is_ok());
+        s.api_key = Some("k3y".into());
+        assert_eq!(
+            authorize(&s, &h).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        h.insert(header::AUTHORIZATION, "Bearer k3x".parse().unwrap());
+        assert!(authorize(&s, &h).is_err());
+        h.insert(header::AUTHORIZATION, "k3y".parse().unwrap());
+        assert!(authorize(&s, &h).is_err());
+        h.insert(header::AUTHORIZATION, "Bearer k3y".parse().unwrap());
+        assert!(authorize(&s, &h).is_ok());
+    }
+}
