@@ -441,3 +441,18 @@ def test_api_key_and_binding():
         assert c.usage.completion_tokens >= 1
     finally:
         s.close()
+
+
+def test_long_prompts_prefill_in_chunks_beside_decoding(server):
+    # Longer than two prefill chunks (--prefill-chunk 256), fed while other requests decode.
+    code = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(60)) + "def "
+    want = reference_text(code, 24)
+    client = server.client()
+    kw = dict(model=MODEL, max_tokens=300, temperature=0, extra_body={"ignore_eos": True})
+    with ThreadPoolExecutor(4) as pool:
+        others = [pool.submit(client.completions.create, prompt=p, **kw) for p in ["def ", "import ", "class "]]
+        time.sleep(0.05)
+        long = client.completions.create(model=MODEL, prompt=code, max_tokens=24, temperature=0)
+        assert all(len(o.result().choices[0].text) > 0 for o in others)
+    assert long.usage.prompt_tokens > 512
+    assert long.choices[0].text == want
