@@ -38,11 +38,11 @@ server_pid=$!
 url=""
 for _ in $(seq 1 600); do
   url="$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -n1 || true)"
-  if [[ -n "$url" ]] && curl -fsS "$url/health" >/dev/null 2>&1; then break; fi
+  if [[ -n "$url" ]] && "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=5)' "$url" 2>/dev/null; then break; fi
   if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/serve.log"; exit 1; fi
   url=""
   sleep 0.1
 done
 if [[ -z "$url" ]]; then echo "moe serve did not become healthy" >&2; cat "$work/serve.log"; exit 1; fi
 "$py" "$root/tools/load_test.py" --url "$url" --requests 32 --concurrency 8 --max-tokens 64 --deadline 300
-curl -fsS "$url/metrics" | grep -E '^moe_(requests_total|completion_tokens_total|steps_total|batch_rows_total) '
+"$py" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1] + "/metrics", timeout=5).read().decode())' "$url" | grep -E '^moe_(requests_total|completion_tokens_total|steps_total|batch_rows_total) '
