@@ -46,7 +46,7 @@ pub(crate) struct RunArgs {
     max_context: Option<usize>,
     /// Print one JSON line per generated token with its log-probability and the N most likely
     /// tokens', then a summary line (no echo of the prompt).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "prompt_ids")]
     logprobs: Option<usize>,
     /// Do not print the prompt before the generated text.
     #[arg(long)]
