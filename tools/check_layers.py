@@ -22,7 +22,7 @@ import sys
 from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATES = ["moe-core/src", "moe-ffi/src", "moe-py/src"]
+CRATES = ["moe-core/src", "moe-ffi/src", "moe-py/src", "moe-cli/src"]
 MAX_PUBLIC_MODULES = 3
 
 PATH_RE = re.compile(r"(?<![\w:])(\$?crate|super|self)((?:::[A-Za-z_][A-Za-z_0-9]*)+)")

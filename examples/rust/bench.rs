@@ -88,6 +88,18 @@ fn run_once(model: &Arc<Model>, prompt: &[u32], gen: usize) -> Result<(f64, f64)
 
 fn run() -> Result<(), String> {
     let args = args::Args::parse(&["json"])?;
+    args.reject_unknown(&[
+        "model",
+        "prompt",
+        "gen",
+        "reps",
+        "threads",
+        "seed",
+        "precision",
+        "kernels",
+        "gqa-tiled-min",
+        "mla-expand-min",
+    ])?;
     if let Some(level) = args.get("kernels") {
         kernels::force_isa(level)?;
     }

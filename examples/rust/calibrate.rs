@@ -33,6 +33,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn run() -> Result<(), String> {
     let args = args::Args::parse(&[])?;
+    args.reject_unknown(&["threads", "rounds"])?;
     let threads: usize = args.parse_or("threads", 2)?;
     let rounds: usize = args.parse_or("rounds", 7)?;
     if !supported_isas().contains(&Isa::Avx512Bf16) {

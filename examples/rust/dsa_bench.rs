@@ -86,6 +86,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn run() -> Result<(), String> {
     let args = args::Args::parse(&[])?;
+    args.reject_unknown(&["layers", "reps", "contexts", "dir"])?;
     let layers: usize = args.parse_or("layers", 2)?;
     let reps: usize = args.parse_or("reps", 3)?;
     let contexts: Vec<usize> = args

@@ -32,6 +32,20 @@ fn default_model() -> PathBuf {
 
 fn run() -> Result<(), String> {
     let args = args::Args::parse(&["chat"])?;
+    args.reject_unknown(&[
+        "model",
+        "prompt",
+        "prompt-ids",
+        "max-tokens",
+        "max-context",
+        "stop",
+        "temperature",
+        "top-k",
+        "top-p",
+        "min-p",
+        "repetition-penalty",
+        "seed",
+    ])?;
     let dir = args
         .get("model")
         .map(PathBuf::from)

@@ -461,3 +461,22 @@ fn logits_example_kv_dtype_flag_sets_the_cache_precision() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--kv-dtype"));
 }
+
+#[test]
+fn generate_and_bench_examples_reject_unknown_options() {
+    for (name, args) in [
+        (
+            "generate",
+            &["--max-tokens", "2", "--temprature", "0.5"][..],
+        ),
+        (
+            "bench",
+            &["--prompt", "4", "--gen", "1", "--bogus", "1"][..],
+        ),
+    ] {
+        let o = example(name).args(args).output().unwrap();
+        assert!(!o.status.success(), "{name} accepted an unknown option");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("unknown option --"), "{name}: {err}");
+    }
+}
