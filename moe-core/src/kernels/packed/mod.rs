@@ -115,7 +115,7 @@ impl Scales<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, i: usize) -> f32 {
         match self {
             Scales::F32(s) => s[i],

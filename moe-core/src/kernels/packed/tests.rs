@@ -109,7 +109,16 @@ fn cases() -> Vec<(CodeKind, usize, usize, usize, bool)> {
         let _ = t;
     }
     for kind in [CodeKind::Int4, CodeKind::Int8] {
-        for &(rows, cols) in &[(1, 1), (3, 7), (17, 33), (9, 100), (40, 257), (66, 1031)] {
+        // (24, 256): whole groups of 32 and 128, the decode path's two-accumulator layout.
+        for &(rows, cols) in &[
+            (1, 1),
+            (3, 7),
+            (17, 33),
+            (9, 100),
+            (40, 257),
+            (66, 1031),
+            (24, 256),
+        ] {
             for asym in [false, true] {
                 v.push((kind, rows, cols, 0, asym));
             }
@@ -287,6 +296,7 @@ fn fp8_blocks_every_isa_matches_the_dequantized_matrix() {
         (1usize, 1usize, 128usize, 128usize),
         (5, 33, 8, 16),
         (40, 64, 32, 32),
+        (12, 256, 128, 128),
         (37, 100, 3, 5),
         (130, 257, 128, 128),
         (66, 520, 16, 48),
