@@ -129,7 +129,8 @@ impl Session {
         self.cache.shared_bytes()
     }
 
-    /// The precision the caches store rows in.
+    /// The precision the caches store rows in (the DeltaNet state and DeepSeek V4's compressed
+    /// caches stay f32 whatever it is).
     pub fn kv_dtype(&self) -> KvDType {
         self.cache.dtype()
     }

@@ -296,7 +296,13 @@ fn another_model_and_another_version_are_typed_errors() {
 
 #[test]
 fn every_truncation_and_bit_flip_is_a_typed_error() {
-    for family in ["gpt_oss", "deepseek_v32", "deepseek_v2"] {
+    for family in [
+        "gpt_oss",
+        "deepseek_v32",
+        "deepseek_v2",
+        "qwen3_5_moe",
+        "deepseek_v4",
+    ] {
         let (model, ids) = load(family);
         for dtype in KvDType::ALL {
             let mut s = session(&model, dtype);
@@ -392,6 +398,46 @@ fn hostile_snapshots_with_valid_checksums_are_refused_without_allocating() {
         match Session::restore(model.clone(), &b) {
             Err(Error::SnapshotCorrupt(_) | Error::SnapshotTruncated { .. }) => {}
             r => panic!("{name}: {:?}", r.err()),
+        }
+    }
+}
+
+#[test]
+fn hostile_deltanet_and_compressed_layers_are_refused_without_allocating() {
+    // The first layer's kind: the gated DeltaNet state (3), DeepSeek V4's compressed cache (4).
+    let at = 56 + 12 * 4 + 4;
+    for (family, kind) in [("qwen3_5_moe", 3u8), ("deepseek_v4", 4)] {
+        let (model, ids) = load(family);
+        let mut s = session(&model, KvDType::F32);
+        s.prefill(&ids[..12], LogitsMode::None).unwrap();
+        let snap = s.snapshot();
+        assert_eq!(snap[at], kind, "{family}: the first layer's kind");
+        let count = u64::from_le_bytes(snap[at + 1..at + 9].try_into().unwrap());
+        let put = |off: usize, val: u64| {
+            let mut b = snap.clone();
+            b[at + off..at + off + 8].copy_from_slice(&val.to_le_bytes());
+            resign(&mut b);
+            b
+        };
+        // DeltaNet: the convolution's value count; V4: the window's start, then its row count.
+        let cases = if kind == 3 {
+            vec![
+                ("huge value count", put(1, u64::MAX - 3)),
+                ("one value fewer", put(1, count - 1)),
+                ("no state", put(1, 0)),
+            ]
+        } else {
+            vec![
+                ("start past the window", put(1, 12)),
+                ("huge row count", put(9, u64::MAX - 3)),
+                ("one row more", put(9, 13 - count)),
+            ]
+        };
+        for (name, b) in cases {
+            match Session::restore(model.clone(), &b) {
+                Err(Error::SnapshotCorrupt(_) | Error::SnapshotTruncated { .. }) => {}
+                r => panic!("{family} {name}: {:?}", r.err()),
+            }
         }
     }
 }

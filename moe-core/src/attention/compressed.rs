@@ -265,8 +265,10 @@ impl CompressedAttention {
             self.d,
             self.window,
             rate,
-            self.compressor.as_ref().map(|c| c.dim),
-            self.indexer.as_ref().map(|i| i.dim),
+            self.compressor.as_ref().map(|c| (c.dim, c.overlap)),
+            self.indexer
+                .as_ref()
+                .map(|i| (i.compressor.dim, i.compressor.overlap)),
         )
     }
 

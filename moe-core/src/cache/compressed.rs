@@ -18,15 +18,35 @@ pub(crate) struct CompressorState {
     pub overlap: Option<(Vec<f32>, Vec<f32>)>,
     /// `[entries, d]`: one compressed row per closed window.
     pub entries: RowCache,
+    /// Whether the compressor overlaps windows (two series per tail row).
+    overlaps: bool,
 }
 
 impl CompressorState {
-    pub(crate) fn new(dim: usize) -> Self {
+    /// An empty state for entries of `dim` values, with two series per tail row if `overlaps`.
+    pub(crate) fn new(dim: usize, overlaps: bool) -> Self {
         CompressorState {
             tail_kv: Vec::new(),
             tail_gate: Vec::new(),
             overlap: None,
             entries: RowCache::new(dim),
+            overlaps,
+        }
+    }
+
+    /// Whether the compressor overlaps windows (then [`overlap`](Self::overlap) holds `[m, d]`
+    /// K/V and gate rows once a window closed).
+    pub(crate) fn overlaps(&self) -> bool {
+        self.overlaps
+    }
+
+    /// Values per tail row: 2·d with overlap, d without.
+    pub(crate) fn tail_width(&self) -> usize {
+        let d = self.entries.width();
+        if self.overlaps {
+            2 * d
+        } else {
+            d
         }
     }
 
@@ -64,22 +84,28 @@ impl CompressedCache {
         dim: usize,
         sliding_window: usize,
         rate: usize,
-        compressor: Option<usize>,
-        indexer: Option<usize>,
+        // (entry dim, overlapping windows) of each compressor.
+        compressor: Option<(usize, bool)>,
+        indexer: Option<(usize, bool)>,
     ) -> Self {
         CompressedCache {
             window: RowCache::new(dim),
             sliding_window,
             rate,
-            compressor: compressor.map(CompressorState::new),
-            indexer: indexer.map(CompressorState::new),
+            compressor: compressor.map(|(d, o)| CompressorState::new(d, o)),
+            indexer: indexer.map(|(d, o)| CompressorState::new(d, o)),
         }
     }
 
     /// Drops window rows no query at position `>= len` can see.
     pub(crate) fn evict(&mut self) {
-        let keep_from = (self.window.len() + 1).saturating_sub(self.sliding_window);
+        let keep_from = self.first_needed(self.window.len());
         self.window.evict_before(keep_from);
+    }
+
+    /// The first window position a query at a position `>= len` can see.
+    pub(crate) fn first_needed(&self, len: usize) -> usize {
+        (len + 1).saturating_sub(self.sliding_window)
     }
 
     pub(crate) fn check_truncate(&self, len: usize) -> Result<()> {

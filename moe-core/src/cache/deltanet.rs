@@ -39,6 +39,21 @@ impl DeltaNetCache {
         }
     }
 
+    /// The values of the convolution inputs and of the recurrent state once allocated.
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        (self.conv_values, self.state_values)
+    }
+
+    /// This state after `len` positions (restoring a snapshot): `conv` and `state` are empty or
+    /// of [`sizes`](Self::sizes).
+    pub(crate) fn restore(&mut self, conv: Vec<f32>, state: Vec<f32>, len: usize) {
+        debug_assert!(conv.is_empty() || conv.len() == self.conv_values);
+        debug_assert!(state.is_empty() || state.len() == self.state_values);
+        self.conv = conv;
+        self.state = state;
+        self.len = len;
+    }
+
     /// Records that `n` more positions went through the state.
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;

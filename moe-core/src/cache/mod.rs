@@ -177,11 +177,15 @@ pub struct ModelCache {
     pub(crate) layers: Vec<LayerCache>,
     /// Identity of the model whose layers these caches match.
     pub(crate) model_id: u64,
+    /// The precision GQA and MLA rows are stored in (the session's choice, kept even where every
+    /// layer is an f32 DeltaNet or compressed cache).
+    pub(crate) dtype: KvDType,
 }
 
 impl ModelCache {
     /// Stores rows in `dtype` from now on; only for an empty cache.
     pub(crate) fn set_dtype(&mut self, dtype: KvDType) {
+        self.dtype = dtype;
         for l in &mut self.layers {
             l.row_caches_mut()
                 .into_iter()
@@ -191,10 +195,7 @@ impl ModelCache {
 
     /// The precision rows are stored in.
     pub(crate) fn dtype(&self) -> KvDType {
-        self.layers
-            .iter()
-            .find_map(|l| l.row_caches().first().map(|r| r.dtype()))
-            .unwrap_or_default()
+        self.dtype
     }
 
     /// A cache sharing every row held now with this one (both continue independently): the rows

@@ -16,7 +16,7 @@ pub use compute::ComputeOptions;
 pub use estimate::MemoryEstimate;
 
 use crate::attention::{Selection, SparseMode};
-use crate::cache::{KvCache, LayerCache, ModelCache};
+use crate::cache::{KvCache, KvDType, LayerCache, ModelCache};
 use crate::config::quantize::{QuantizeOptions, QuantizePlan};
 use crate::config::{GenerationConfig, ModelConfig};
 use crate::error::{Error, Result};
@@ -338,6 +338,7 @@ impl Model {
         ModelCache {
             layers: self.layers.iter().map(|b| b.new_cache()).collect(),
             model_id: self.id,
+            dtype: KvDType::default(),
         }
     }
 
