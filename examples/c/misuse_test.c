@@ -211,6 +211,8 @@ static void batches(moe_model *model, const char *dir) {
     moe_model_free(other);
     free(logits);
     free(want);
+}
+
 /* Forks, snapshots and cache precision: every misuse is its status; good calls round-trip. */
 static void snapshots(moe_model *model) {
     const uint32_t vocab = moe_model_vocab_size(model);
