@@ -1,6 +1,8 @@
 //! Measures which kernel multiplies bf16 weights fastest on this CPU — VDPBF16PS (`avx512bf16`) or
 //! widen + FMA (`avx512`) — for prefill and decode products at f32 and bf16 precision, alternating
-//! the candidates, and prints the rows for `moe-core/src/kernels/choice.rs`'s `TABLE`.
+//! the candidates, and prints the rows for `moe-core/src/kernels/choice.rs`'s `TABLE`. Both kinds'
+//! rows name the prefill winner of their precision (batched decode must compute what decoding alone
+//! does); a decode measured faster with the other level is noted.
 //!
 //! ```text
 //! bash tools/calibrate_kernels.sh            # or: cargo run --release --example calibrate -- [--threads 2] [--rounds 7]
@@ -97,6 +99,25 @@ fn run() -> Result<(), String> {
             );
             let winner = if a < b { Isa::Avx512 } else { Isa::Avx512Bf16 };
             rows.push((kind, precision, winner, scale / a, scale / b, unit));
+        }
+    }
+    // One level per precision for both kinds (batched decode rows must compute what single rows
+    // do; see `TABLE`): the prefill winner, prefill being the arithmetic-bound kind.
+    let winners: Vec<(Precision, Isa)> = rows
+        .iter()
+        .filter(|r| r.0 == ProductKind::Prefill)
+        .map(|r| (r.1, r.2))
+        .collect();
+    let prefill_winner = |p: Precision| winners.iter().find(|w| w.0 == p).map(|w| w.1);
+    for r in rows.iter_mut().filter(|r| r.0 == ProductKind::Decode) {
+        if let Some(w) = prefill_winner(r.1) {
+            if w != r.2 {
+                println!(
+                    "note: decode at {:?} measured faster with {}; the row follows prefill ({w})",
+                    r.1, r.2
+                );
+            }
+            r.2 = w;
         }
     }
     println!("\nRows for TABLE (kernels/choice.rs):\n");

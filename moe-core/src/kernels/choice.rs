@@ -4,9 +4,11 @@
 //! products of bf16 pairs; the exact mode splits activations into two bf16 halves, so it needs two)
 //! and widening the weights to f32 for FMA. Which is faster depends on the core: on AMD Zen 4/5
 //! VDPBF16PS wins; on an Intel Xeon measured in issue 17 it ran at half the f32 FMA rate, and
-//! widen + FMA gave exact-mode prefill 134–152 tok/s instead of 75–78. [`TABLE`] records what
+//! widen + FMA gave exact-mode prefill 134–152 tok/s instead of 75–78; on an AMD Zen 5 (EPYC,
+//! family 0x1a model 0x2) VDPBF16PS wins in the bf16 mode, and in the exact mode its two dot
+//! products per product lose prefill to widen + FMA. [`TABLE`] records what
 //! `tools/calibrate_kernels.sh` measured, per CPU (vendor, family, model), product kind and
-//! precision; a CPU not in it keeps VDPBF16PS (the better choice on the CPUs measured so far).
+//! precision; a CPU not in it keeps VDPBF16PS (the better choice in most rows measured so far).
 //! The choice depends on nothing but the CPU, so one machine always computes the same numbers;
 //! `force_isa` still overrides it.
 
@@ -118,6 +120,12 @@ pub struct Row {
 }
 
 /// The measured choices (rows printed by `tools/calibrate_kernels.sh`).
+///
+/// For one CPU and precision, both product kinds name the same level: a batched decode stacks the
+/// sequences' tokens into products of many rows, and each row must get the numbers it gets decoding
+/// alone (issue 12: within 1e-5), which two kernels with different arithmetic (an exact f32 product
+/// against a split into two bf16 halves) do not give. The level is the one that wins prefill, which
+/// is arithmetic-bound; decode streams its weights at about the bandwidth with either.
 pub const TABLE: &[Row] = &[
     // Intel Xeon with AVX512_BF16, 2 vCPU, Qwen3-30B-A3B 8-layer shape (issue 17): VDPBF16PS at half
     // the FMA rate. Family 6 covers Sapphire/Emerald/Granite Rapids alike here.
@@ -138,6 +146,65 @@ pub const TABLE: &[Row] = &[
         precision: Precision::Bf16,
         isa: Isa::Avx512,
         measured: "prefill-512 avx512 143-152 tok/s vs avx512bf16 135-138",
+    },
+    // Decode follows prefill (see `TABLE`): a decode product streams its weights at the bandwidth
+    // with either kernel, and the widen + FMA one is what the issue's forced runs used.
+    Row {
+        vendor: "GenuineIntel",
+        family: 0x6,
+        model: None,
+        kind: ProductKind::Decode,
+        precision: Precision::F32,
+        isa: Isa::Avx512,
+        measured: "not measured apart: follows prefill",
+    },
+    Row {
+        vendor: "GenuineIntel",
+        family: 0x6,
+        model: None,
+        kind: ProductKind::Decode,
+        precision: Precision::Bf16,
+        isa: Isa::Avx512,
+        measured: "not measured apart: follows prefill",
+    },
+    // AMD EPYC Zen 5 (family 0x1a model 0x2), 2 vCPU: `tools/calibrate_kernels.sh --rounds 7` on
+    // 2026-12-01 (the machine's other work paused; 2-thread read bandwidth ~36-49 GB/s that day).
+    Row {
+        vendor: "AuthenticAMD",
+        family: 0x1a,
+        model: Some(0x2),
+        kind: ProductKind::Prefill,
+        precision: Precision::F32,
+        isa: Isa::Avx512,
+        measured: "avx512 222.8 GFLOP/s vs avx512bf16 176.9 GFLOP/s",
+    },
+    Row {
+        vendor: "AuthenticAMD",
+        family: 0x1a,
+        model: Some(0x2),
+        kind: ProductKind::Prefill,
+        precision: Precision::Bf16,
+        isa: Isa::Avx512Bf16,
+        measured: "avx512 235.3 GFLOP/s vs avx512bf16 350.2 GFLOP/s",
+    },
+    Row {
+        vendor: "AuthenticAMD",
+        family: 0x1a,
+        model: Some(0x2),
+        kind: ProductKind::Decode,
+        precision: Precision::F32,
+        isa: Isa::Avx512,
+        measured: "avx512 31.2 GB/s vs avx512bf16 36.3 GB/s on one 256 MiB matrix; \
+                   Qwen3-30B-A3B 8L decode 21.1 vs 21.2 tok/s (follows prefill)",
+    },
+    Row {
+        vendor: "AuthenticAMD",
+        family: 0x1a,
+        model: Some(0x2),
+        kind: ProductKind::Decode,
+        precision: Precision::Bf16,
+        isa: Isa::Avx512Bf16,
+        measured: "avx512 25.1 GB/s vs avx512bf16 29.8 GB/s",
     },
 ];
 
@@ -185,13 +252,64 @@ mod tests {
             lookup(&intel, ProductKind::Prefill, Precision::F32),
             Some(Isa::Avx512)
         );
-        assert_eq!(lookup(&intel, ProductKind::Decode, Precision::F32), None);
+        let zen4 = CpuId {
+            vendor: "AuthenticAMD".into(),
+            family: 0x19,
+            model: 0x11,
+        };
+        assert_eq!(lookup(&zen4, ProductKind::Decode, Precision::F32), None);
         let other = CpuId {
             vendor: "SomeoneElse".into(),
             family: 6,
             model: 0x8f,
         };
         assert_eq!(lookup(&other, ProductKind::Prefill, Precision::F32), None);
+    }
+
+    #[test]
+    fn both_kinds_agree_for_every_cpu_and_precision() {
+        for r in TABLE {
+            let cpu = CpuId {
+                vendor: r.vendor.into(),
+                family: r.family,
+                model: r.model.unwrap_or(u32::MAX),
+            };
+            for kind in [ProductKind::Prefill, ProductKind::Decode] {
+                assert_eq!(
+                    lookup(&cpu, kind, r.precision),
+                    Some(r.isa),
+                    "{cpu} {:?} {kind:?}: batched rows must use the level single rows use",
+                    r.precision
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zen5_rows_pick_widen_fma_for_the_exact_mode_only() {
+        let zen5 = CpuId {
+            vendor: "AuthenticAMD".into(),
+            family: 0x1a,
+            model: 0x2,
+        };
+        let pick = |k, p| lookup(&zen5, k, p);
+        assert_eq!(
+            pick(ProductKind::Prefill, Precision::F32),
+            Some(Isa::Avx512)
+        );
+        assert_eq!(
+            pick(ProductKind::Prefill, Precision::Bf16),
+            Some(Isa::Avx512Bf16)
+        );
+        assert_eq!(pick(ProductKind::Decode, Precision::F32), Some(Isa::Avx512));
+        let other_model = CpuId {
+            model: 0x44,
+            ..zen5
+        };
+        assert_eq!(
+            lookup(&other_model, ProductKind::Prefill, Precision::F32),
+            None
+        );
     }
 
     #[test]
