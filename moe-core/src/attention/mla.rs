@@ -373,22 +373,21 @@ impl Mla {
             }
         }
         if let (Some(sel), false) = (sel, part.is_empty()) {
-            // f32 rows of the selected keys: the table when it is f32, else only the selected keys
-            // (decoded once for all heads); `slot(tk)` is key tk's row.
-            let (lat, pe, gathered) =
-                match cache.latent.is_borrowable() && cache.k_pe.is_borrowable() {
-                    true => (cache.latent.rows(0..n), cache.k_pe.rows(0..n), None),
-                    false => {
-                        let mut keys: Vec<usize> =
-                            part.iter().flat_map(|&i| sel[i].iter().copied()).collect();
-                        keys.sort_unstable();
-                        keys.dedup();
-                        let (mut l, mut r) = (Vec::new(), Vec::new());
-                        cache.latent.gather_into(&keys, &mut l); // [keys, c]
-                        cache.k_pe.gather_into(&keys, &mut r); // [keys, dr]
-                        (Cow::Owned(l), Cow::Owned(r), Some(keys))
-                    }
-                };
+            // f32 rows of the selected keys: the table borrowed when it is f32 in one piece, else
+            // only the selected keys, decoded once for all heads; `slot(tk)` is key tk's row.
+            let (lat, pe, gathered) = if cache.latent.is_borrowable() && cache.k_pe.is_borrowable()
+            {
+                (cache.latent.rows(0..n), cache.k_pe.rows(0..n), None)
+            } else {
+                let mut keys: Vec<usize> =
+                    part.iter().flat_map(|&i| sel[i].iter().copied()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let (mut l, mut r) = (Vec::new(), Vec::new());
+                cache.latent.gather_into(&keys, &mut l); // [keys, c]
+                cache.k_pe.gather_into(&keys, &mut r); // [keys, dr]
+                (Cow::Owned(l), Cow::Owned(r), Some(keys))
+            };
             let slot = |tk: usize| match &gathered {
                 Some(keys) => keys.binary_search(&tk).unwrap_or(0),
                 None => tk,
@@ -580,7 +579,7 @@ fn scores_into(
 }
 
 /// `o[rows, width] = p[rows, n]·table` over a table held in `pieces` (as [`scores_into`]): one
-/// product per piece, the pieces' sums added.
+/// product per piece, each adding into `o`.
 fn values(
     pieces: &[(usize, usize, Table<'_>)],
     p: &[f32],
@@ -593,14 +592,14 @@ fn values(
         kernels::matmul_n(MatRef::new(t.data(), *np, width), p, rows, &mut o);
         return o;
     }
-    let mut part = vec![0.0f32; rows * width];
     for (p0, np, t) in pieces {
         let mut pp = Vec::with_capacity(rows * np); // [rows, np]
         for row in p.chunks_exact(n) {
             pp.extend_from_slice(&row[*p0..p0 + np]);
         }
-        kernels::matmul_n(MatRef::new(t.data(), *np, width), &pp, rows, &mut part);
-        kernels::add_assign(&mut o, &part);
+        // Accumulating piece after piece into `o` sums the rows in the order one table would: a
+        // fork computes what a fresh session holding the same tokens does, bit for bit.
+        kernels::matmul_n_add(MatRef::new(t.data(), *np, width), &pp, rows, &mut o);
     }
     o
 }

@@ -423,9 +423,16 @@ pub(crate) fn matmul_t(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
 /// of gpt-oss and Llama 4, MLA's key absorption). Output columns are split over the pool; each task
 /// widens its slice of every weight row once and adds it to every token.
 pub(crate) fn matmul_n(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
+    y.fill(0.0);
+    matmul_n_add(w, x, t, y);
+}
+
+/// `y[T, cols] += x[T, rows] · W`, as [`matmul_n`] but adding to `y`: each output accumulates the
+/// weight rows in order, so products over consecutive row ranges of one matrix, added into one `y`
+/// one after another, equal the product over the whole matrix bit for bit.
+pub(crate) fn matmul_n_add(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
     assert_eq!(x.len(), t * w.rows, "activations do not match the weight");
     assert_eq!(y.len(), t * w.cols, "output does not match the weight");
-    y.fill(0.0);
     if w.cols == 0 || t == 0 {
         return;
     }
@@ -743,6 +750,34 @@ mod tests {
                 assert!((y[i * cols + c] - want).abs() < 1e-4);
             }
         }
+    }
+
+    #[test]
+    fn matmul_n_over_row_ranges_adds_up_to_the_whole_bit_for_bit() {
+        let mut seed = 21;
+        let (rows, cols, t) = (300, 520, 5);
+        let w = rand_vec(rows * cols, &mut seed);
+        let x = rand_vec(t * rows, &mut seed);
+        let pool = build_pool(Some(2), Precision::F32).unwrap();
+        let mut whole = vec![0.0; t * cols];
+        pool.install(|| {
+            matmul_n(
+                MatRef::new(FloatData::F32(&w), rows, cols),
+                &x,
+                t,
+                &mut whole,
+            )
+        });
+        let mut parts = vec![0.0; t * cols];
+        for (a, b) in [(0, 77), (77, 256), (256, 300)] {
+            let xp: Vec<f32> = x
+                .chunks_exact(rows)
+                .flat_map(|r| r[a..b].to_vec())
+                .collect();
+            let wp = MatRef::new(FloatData::F32(&w[a * cols..b * cols]), b - a, cols);
+            pool.install(|| matmul_n_add(wp, &xp, t, &mut parts));
+        }
+        assert_eq!(parts, whole);
     }
 
     #[test]
