@@ -367,5 +367,4 @@ impl Gqa {
 }
 
 #[cfg(test)]
-#[path = "gqa_tests.rs"]
 mod tests;

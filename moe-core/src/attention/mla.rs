@@ -612,5 +612,4 @@ fn softmax_rows(v: &mut [f32], scale: f32) {
 }
 
 #[cfg(test)]
-#[path = "mla_tests.rs"]
 mod tests;

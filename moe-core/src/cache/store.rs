@@ -1,7 +1,6 @@
 //! Rows of one width stored in a [`KvDType`]: appended as f32, read back as f32.
 
 use half::bf16;
-use half::slice::HalfFloatSliceExt;
 
 use super::KvDType;
 use crate::kernels::FloatData;
@@ -126,8 +125,9 @@ impl Store {
                 }
             }
             Store::Bf16(v) => {
+                let v = FloatData::BF16(v);
                 for (r, o) in range.zip(dst) {
-                    v[r * width + cols.start..r * width + cols.end].convert_to_f32_slice(o);
+                    v.widen_into(r * width + cols.start..r * width + cols.end, o);
                 }
             }
             Store::Int8 { q, scales } => {
@@ -153,7 +153,7 @@ impl Store {
             Store::Bf16(v) => {
                 let at = out.len();
                 out.resize(at + (b - a), 0.0);
-                v[a..b].convert_to_f32_slice(&mut out[at..]);
+                FloatData::BF16(v).widen_into(a..b, &mut out[at..]);
             }
             Store::Int8 { q, scales } => {
                 for (row, &s) in q[a..b].chunks_exact(width).zip(&scales[range]) {

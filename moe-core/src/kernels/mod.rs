@@ -439,6 +439,13 @@ pub(crate) fn matmul_n_add(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
     let block = 256.min(w.cols);
     let run = |c0: usize, yp: YPtr| {
         let c1 = (c0 + block).min(w.cols);
+        #[cfg(target_arch = "x86_64")]
+        if matches!(isa(), Isa::Avx512 | Isa::Avx512Bf16) {
+            // SAFETY: the level's features were detected; the shapes were checked above and
+            // columns c0..c1 of `y` belong to this task only.
+            unsafe { x86::n_fma512(w.data, w.rows, w.cols, c0..c1, x, t, yp) };
+            return;
+        }
         let mut buf = vec![0.0f32; c1 - c0];
         for r in 0..w.rows {
             w.data
@@ -748,6 +755,33 @@ mod tests {
                     .map(|r| wb[r * cols + c].to_f32() * x[i * rows + r])
                     .sum();
                 assert!((y[i * cols + c] - want).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_n_matches_naive_for_every_dtype_on_ragged_shapes() {
+        let mut seed = 23;
+        for &(rows, cols, t) in &[(1, 1, 1), (300, 70, 13), (129, 600, 6), (5, 17, 2)] {
+            let w32 = rand_vec(rows * cols, &mut seed);
+            let wb: Vec<bf16> = w32.iter().map(|v| bf16::from_f32(*v)).collect();
+            let wh: Vec<half::f16> = w32.iter().map(|v| half::f16::from_f32(*v)).collect();
+            let x = rand_vec(t * rows, &mut seed);
+            for data in [
+                FloatData::F32(&w32),
+                FloatData::F16(&wh),
+                FloatData::BF16(&wb),
+            ] {
+                let mut y = vec![1.0; t * cols];
+                matmul_n(MatRef::new(data, rows, cols), &x, t, &mut y);
+                for i in 0..t {
+                    for c in 0..cols {
+                        let want: f32 = (0..rows)
+                            .map(|r| data.get(r * cols + c) * x[i * rows + r])
+                            .sum();
+                        assert!((y[i * cols + c] - want).abs() < 1e-4, "{rows}x{cols} t={t}");
+                    }
+                }
             }
         }
     }
