@@ -480,3 +480,42 @@ fn generate_and_bench_examples_reject_unknown_options() {
         assert!(err.contains("unknown option --"), "{name}: {err}");
     }
 }
+
+#[test]
+fn bench_decodes_from_a_prefilled_depth_in_every_cache_precision() {
+    for kv in ["f32", "bf16", "int8"] {
+        let o = example("bench")
+            .args([
+                "--depth",
+                "40",
+                "--gen",
+                "3",
+                "--reps",
+                "2",
+                "--threads",
+                "2",
+            ])
+            .args(["--kv-dtype", kv, "--json"])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{kv}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.contains("decode 3 at depth 40: median"), "{out}");
+        let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(json["depth"], 40);
+        assert_eq!(json["kv_dtype"], kv);
+        assert_eq!(json["prompt"], 0);
+        assert_eq!(json["decode_tok_s"].as_array().unwrap().len(), 2);
+        assert!(json["depth_prefill_s"].as_f64().unwrap() > 0.0);
+    }
+    let o = example("bench")
+        .args(["--depth", "8", "--kv-dtype", "fp4"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("KV cache dtype"));
+}

@@ -42,6 +42,26 @@ pub fn fill_mla_cache(cache: &mut ModelCache, n: usize, value: &mut dyn FnMut() 
     }
 }
 
+/// Appends `n` K and V rows drawn from `value` to every GQA layer's cache (windowed layers then
+/// drop what they no longer need).
+pub fn fill_gqa_cache(cache: &mut ModelCache, n: usize, value: &mut dyn FnMut() -> f32) {
+    for layer in &mut cache.layers {
+        if let LayerCache::Gqa(g) = layer {
+            let w = g.k.width();
+            let k: Vec<f32> = (0..n * w).map(|_| value()).collect();
+            let v: Vec<f32> = (0..n * w).map(|_| value()).collect();
+            g.append(&k, &v);
+            g.evict();
+        }
+    }
+}
+
+/// Makes an empty `cache` store its GQA / MLA / indexer rows in `dtype` (what
+/// `SessionParams::with_kv_dtype` does for a session's cache).
+pub fn set_cache_dtype(cache: &mut ModelCache, dtype: crate::KvDType) {
+    cache.set_dtype(dtype);
+}
+
 /// Gives every DeepSeek V4 layer's cache the state `n` tokens leave, drawn from `value`: the window's
 /// last `W − 1` rows, one compressed entry (and indexer key) per closed window, the open window's tail
 /// and the overlap halves of compressed sparse layers.

@@ -33,17 +33,22 @@ pub(crate) struct Gqa {
     nkv: usize,
     d: usize,
     eps: f32,
-    /// Forwards of at least this many tokens use the tiled (flash-style) attention; shorter ones
-    /// (decode) attend per (token, head).
+    /// Forwards of at least this many tokens use the tiled (flash-style) attention, which reads each
+    /// KV head's keys once for all the query heads sharing it; shorter ones attend per (token, head)
+    /// (every query head re-reads its keys). The default, 1, sends decode through the tiled path
+    /// too; a larger value is only for comparisons.
     pub tiled_min_tokens: usize,
 }
 
 /// Default of [`Gqa::tiled_min_tokens`].
-pub(crate) const GQA_TILED_MIN_TOKENS: usize = 16;
+pub(crate) const GQA_TILED_MIN_TOKENS: usize = 1;
 /// Keys per block of the tiled attention.
 const KEY_BLOCK: usize = 256;
 /// Query rows (tokens × heads of one KV group) per task of the tiled attention.
 const QUERY_ROWS: usize = 128;
+/// Up to this many query rows per task (decode: one token's heads of a KV group), the tiled
+/// attention weights the values as they are stored instead of transposing them first.
+const FEW_ROWS: usize = 16;
 
 /// `(q, k, v, output gate)` of [`Gqa::project`].
 pub(crate) type Projected = (Vec<f32>, Vec<f32>, Vec<f32>, Option<Vec<f32>>);
@@ -237,10 +242,13 @@ impl Gqa {
         }
     }
 
-    /// Flash-style attention for long forwards: per KV head and block of queries (the tokens × the
-    /// heads sharing that KV head), keys in blocks of [`KEY_BLOCK`]: scores as one product, an online
-    /// softmax (running max and sum per query row), and the weighted values as one product. Memory is
-    /// O(block²) whatever the context. Returns `attn[T, nh·d]`.
+    /// Flash-style attention: per KV head and block of queries (the tokens × the heads sharing that
+    /// KV head; at decode one task per KV head, the tasks split over the pool), keys in blocks of
+    /// [`KEY_BLOCK`]: scores as one product, an online softmax (running max and sum per query row),
+    /// and the weighted values as one product. Each block of keys and values is read once per task,
+    /// straight from the cache's stored rows (bf16/int8 rows decoded block by block, only this KV
+    /// head's columns: no full-context copy). Memory is O(block²) whatever the context. Returns
+    /// `attn[T, nh·d]`.
     fn attend_tiled(
         &self,
         q: &[f32],
@@ -252,13 +260,7 @@ impl Gqa {
         let (nh, nkv, d) = (self.nh, self.nkv, self.d);
         let group = nh / nkv;
         let qb = (QUERY_ROWS / group).max(1); // tokens per task
-                                              // The held keys and values [len - k0, nkv*d] as f32, read once for every task.
         let k0s = cache.k.start();
-        let (keys, vals) = (
-            cache.k.rows(k0s..cache.k.len()),
-            cache.v.rows(k0s..cache.v.len()),
-        );
-        let kw = nkv * d;
         let tasks: Vec<(usize, usize)> = (0..nkv)
             .flat_map(|g| (0..t).step_by(qb).map(move |i0| (g, i0)))
             .collect();
@@ -273,25 +275,28 @@ impl Gqa {
                         &q[i * nh * d + g * group * d..i * nh * d + (g + 1) * group * d],
                     );
                 }
-                let lo_of = |i: usize| self.first_visible(positions[i]).max(cache.k.start());
+                let lo_of = |i: usize| self.first_visible(positions[i]).max(k0s);
                 let k_lo = (i0..i1).map(lo_of).min().unwrap_or(0);
                 let k_hi = positions[i0..i1].iter().max().map_or(0, |p| p + 1);
                 let mut m = vec![f32::NEG_INFINITY; rows];
                 let mut l = vec![0.0f32; rows];
                 let mut o = vec![0.0f32; rows * d];
+                // This KV head's keys and values of one block as f32 `[nk, d]`: copied from f32
+                // rows, decoded from bf16/int8 ones (only this head's columns, only this block).
                 let mut kb_buf = Vec::with_capacity(KEY_BLOCK * d);
+                let mut vb_buf = Vec::with_capacity(KEY_BLOCK * d);
                 let mut vt = vec![0.0f32; d * KEY_BLOCK];
                 for k0 in (k_lo..k_hi).step_by(KEY_BLOCK) {
                     let k1 = (k0 + KEY_BLOCK).min(k_hi);
                     let nk = k1 - k0;
                     kb_buf.clear();
-                    for tk in k0..k1 {
-                        let r = (tk - k0s) * kw;
-                        kb_buf.extend_from_slice(&keys[r + g * d..r + (g + 1) * d]);
-                        for (c, x) in vals[r + g * d..r + (g + 1) * d].iter().enumerate() {
-                            vt[c * nk + (tk - k0)] = *x;
-                        }
-                    }
+                    vb_buf.clear();
+                    cache
+                        .k
+                        .decode_cols_into(k0..k1, g * d..(g + 1) * d, &mut kb_buf);
+                    cache
+                        .v
+                        .decode_cols_into(k0..k1, g * d..(g + 1) * d, &mut vb_buf);
                     let mut sc = vec![0.0f32; rows * nk];
                     let km = MatRef::new(FloatData::F32(&kb_buf), nk, d);
                     kernels::matmul_t(km, &qm, rows, &mut sc);
@@ -318,8 +323,20 @@ impl Gqa {
                         }
                     }
                     let mut pv = vec![0.0f32; rows * d];
-                    let vm = MatRef::new(FloatData::F32(&vt[..d * nk]), d, nk);
-                    kernels::matmul_t(vm, &sc, rows, &mut pv);
+                    if rows <= FEW_ROWS {
+                        // Decode: a few query rows meet each value row once, as it is stored.
+                        let vm = MatRef::new(FloatData::F32(&vb_buf), nk, d);
+                        kernels::matmul_n(vm, &sc, rows, &mut pv);
+                    } else {
+                        // vᵀ[d, nk], so that many query rows use the tiled row-major product.
+                        for (tk, v) in vb_buf.chunks_exact(d).enumerate() {
+                            for (c, x) in v.iter().enumerate() {
+                                vt[c * nk + tk] = *x;
+                            }
+                        }
+                        let vm = MatRef::new(FloatData::F32(&vt[..d * nk]), d, nk);
+                        kernels::matmul_t(vm, &sc, rows, &mut pv);
+                    }
                     kernels::add_assign(&mut o, &pv);
                 }
                 for r in 0..rows {
@@ -348,3 +365,6 @@ impl Gqa {
         attn
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@
 use crate::cache::IndexerCache;
 use crate::config::{IndexerConfig, RopeConfig};
 use crate::error::Result;
-use crate::kernels::{self, FloatData, MatRef};
+use crate::kernels::{self, MatRef};
 use crate::layers::{LayerNorm, Linear};
 use crate::rope::Rope;
 use crate::weights::WeightSource;
@@ -76,8 +76,8 @@ impl Indexer {
         cache.keys.append(&k);
 
         let w = self.weights_proj.forward(x, t); // [T, nI]
-                                                 // Every cached key [len, dI], read once (borrowed when stored as f32 in one piece).
-        let all_keys = cache.keys.rows(cache.keys.start()..cache.keys.len());
+                                                 // Every cached key [len, dI], read once (lent in its stored f32/bf16 form when in one piece).
+        let all_keys = cache.keys.table(cache.keys.start()..cache.keys.len());
         let w_scale = (nh as f32).powf(-0.5);
         let s_scale = (dh as f32).powf(-0.5);
         (0..t)
@@ -91,7 +91,7 @@ impl Indexer {
                 let wi = &w[i * nh..(i + 1) * nh];
                 // dots[h, t] = qI[i,h]·KI[t] for every causal key, as one product with the keys as
                 // the matrix: [nI, p+1] = Q_i [nI, dI] · KIᵀ.
-                let keys = MatRef::new(FloatData::F32(&all_keys[..(p + 1) * dh]), p + 1, dh);
+                let keys = MatRef::new(all_keys.data().slice(0..(p + 1) * dh), p + 1, dh);
                 let mut dots = vec![0.0f32; nh * (p + 1)];
                 kernels::matmul_t(keys, qi, nh, &mut dots);
                 // score[t] = Σ_h w[h]·nI^-0.5 · ReLU(dI^-0.5 · dots[h, t])

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::indexer::{Indexer, Selection};
 use super::scores::softmax_with_sink;
-use crate::cache::{IndexerCache, MlaCache};
+use crate::cache::{IndexerCache, MlaCache, Table};
 use crate::config::{IndexerRole, LayerConfig, MlaConfig, RopeConfig};
 use crate::error::Result;
 use crate::kernels::{self, FloatData, MatRef, Precision};
@@ -296,10 +296,9 @@ impl Mla {
         )
     }
 
-    /// The cached latents `[n, c]` and rope keys `[n, dr]` as contiguous f32 tables: borrowed (no
-    /// copy: a decode step must not pay for the whole context when DSA attends to only `index_topk`
-    /// keys) when the cache stores f32 in one piece, decoded when it stores bf16/int8 or shares
-    /// a forked prefix.
+    /// The cached latents `[n, c]` and rope keys `[n, dr]` as contiguous f32 tables for the expanded
+    /// path: borrowed when the cache stores f32 in one piece, decoded when it stores bf16/int8 or
+    /// shares a forked prefix.
     fn cached_keys<'c>(&self, cache: &'c MlaCache) -> (usize, Cow<'c, [f32]>, Cow<'c, [f32]>) {
         let n = cache.latent.len();
         debug_assert_eq!(cache.latent.start(), 0, "MLA caches never evict");
@@ -307,10 +306,15 @@ impl Mla {
     }
 
     /// Attention in latent space (ARCHITECTURES.md 2.4): per head, `q̃ = q_nope·W_UK` for all tokens
-    /// at once, scores `q̃·c_t + q_pe·k_pe_t` against every cached latent as one product, softmax,
-    /// `ō = Σ_t P_t c_t` as one product, then `o = ō·W_UVᵀ`. With a sparse `sel`, each (token, head)
-    /// gathers only its selected keys. Returns `o[T, nh·dv]` (with zero rows for the queries that see
-    /// all their keys when `skip_full`: the expanded path computed those).
+    /// at once; then, for the queries that see all their causal keys, the queries of every head are
+    /// stacked (`[T·nh, c]`, row `i·nh + h`) and meet the cached latents in ONE scores product
+    /// `q̃·c_t + q_pe·k_pe_t`, a softmax per row and ONE value product `ō = Σ_t P_t c_t`, so the
+    /// cache is streamed once per layer (not once per head), borrowed in its stored precision (bf16
+    /// rows go to the bf16 kernels as they are; a fork's shared prefix and its own rows are two
+    /// products each, not a copy; int8 rows are decoded). With a sparse `sel`, each (token, head) whose
+    /// selection is narrower gathers only its selected keys. Finally `o = ō·W_UVᵀ` per head. Returns
+    /// `o[T, nh·dv]` (with zero rows for the queries that see all their keys when `skip_full`: the
+    /// expanded path computed those).
     fn attend_latent(
         &self,
         q: &[f32],
@@ -320,105 +324,119 @@ impl Mla {
         skip_full: bool,
     ) -> Vec<f32> {
         let t = positions.len();
-        let (nh, dn, dr, dv, c) = (self.nh, self.dn, self.dr, self.dv, self.c);
-        let dq = dn + dr;
-        // Queries that attend to all their causal keys need the whole table; when none does and the
-        // cache cannot lend it (compact precision, or blocks shared with a fork), only the keys the
-        // sparse queries selected are read, once for all heads: `slot(tk)` is key tk's row.
-        let any_full =
-            !skip_full && (0..t).any(|i| sel.is_none_or(|s| s[i].len() == positions[i] + 1));
-        let (n, lat, pe, gathered) = match sel {
-            Some(sel) if !any_full && !cache.latent.is_borrowable() => {
-                let mut keys: Vec<usize> = (0..t).flat_map(|i| sel[i].iter().copied()).collect();
+        let (nh, dr, dv, c) = (self.nh, self.dr, self.dv, self.c);
+        let (q_lat, q_pe) = self.absorb(q, t);
+        let sees_all = |i: usize| sel.is_none_or(|s| s[i].len() == positions[i] + 1);
+        let full: Vec<usize> = (0..t).filter(|&i| !skip_full && sees_all(i)).collect();
+        let part: Vec<usize> = (0..t).filter(|&i| !sees_all(i)).collect();
+        let mut o_lat = vec![0.0f32; t * nh * c]; // [T·nh, c], row i·nh + h
+        let n = cache.latent.len();
+        debug_assert_eq!(cache.latent.start(), 0, "MLA caches never evict");
+        // The whole table only when some query sees every key: a DSA decode step reads only the
+        // `index_topk` keys it selected. Piece by piece (a fork's shared prefix, then its own rows),
+        // each lent as stored (f32 or bf16) or decoded (int8).
+        if !full.is_empty() {
+            let lat = cache.latent.tables(0..n);
+            let pe = cache.k_pe.tables(0..n);
+            // Tokens per pass: every pass streams the table once; the score rows of a pass stay
+            // bounded (~16 MB) whatever the context.
+            let per_pass = ((1usize << 22) / (nh * n).max(1)).max(1);
+            for chunk in full.chunks(per_pass) {
+                let rows = chunk.len() * nh;
+                let (mut ql, mut qp) =
+                    (Vec::with_capacity(rows * c), Vec::with_capacity(rows * dr));
+                for &i in chunk {
+                    ql.extend_from_slice(&q_lat[i * nh * c..(i + 1) * nh * c]);
+                    qp.extend_from_slice(&q_pe[i * nh * dr..(i + 1) * nh * dr]);
+                }
+                // s[rows, n] = q̃·latᵀ + q_pe·peᵀ, softmax over each query's visible keys.
+                let mut s = vec![0.0f32; rows * n];
+                let mut s_pe = vec![0.0f32; rows * n];
+                scores_into(&lat, &ql, rows, c, n, &mut s);
+                scores_into(&pe, &qp, rows, dr, n, &mut s_pe);
+                s.par_chunks_mut(n)
+                    .zip(s_pe.par_chunks(n))
+                    .enumerate()
+                    .for_each(|(r, (row, pe_row))| {
+                        let visible = positions[chunk[r / nh]] + 1;
+                        for (v, b) in row.iter_mut().zip(pe_row) {
+                            *v = self.scale * (*v + b);
+                        }
+                        softmax_rows(&mut row[..visible], 1.0);
+                        row[visible..].fill(0.0);
+                    });
+                let od = values(&lat, &s, rows, c, n); // [rows, c]
+                for (j, &i) in chunk.iter().enumerate() {
+                    o_lat[i * nh * c..(i + 1) * nh * c]
+                        .copy_from_slice(&od[j * nh * c..(j + 1) * nh * c]);
+                }
+            }
+        }
+        if let (Some(sel), false) = (sel, part.is_empty()) {
+            // f32 rows of the selected keys: the table borrowed when it is f32 in one piece, else
+            // only the selected keys, decoded once for all heads; `slot(tk)` is key tk's row.
+            let (lat, pe, gathered) = if cache.latent.is_borrowable() && cache.k_pe.is_borrowable()
+            {
+                (cache.latent.rows(0..n), cache.k_pe.rows(0..n), None)
+            } else {
+                let mut keys: Vec<usize> =
+                    part.iter().flat_map(|&i| sel[i].iter().copied()).collect();
                 keys.sort_unstable();
                 keys.dedup();
                 let (mut l, mut r) = (Vec::new(), Vec::new());
                 cache.latent.gather_into(&keys, &mut l); // [keys, c]
                 cache.k_pe.gather_into(&keys, &mut r); // [keys, dr]
-                (keys.len(), Cow::Owned(l), Cow::Owned(r), Some(keys))
+                (Cow::Owned(l), Cow::Owned(r), Some(keys))
+            };
+            let slot = |tk: usize| match &gathered {
+                Some(keys) => keys.binary_search(&tk).unwrap_or(0),
+                None => tk,
+            };
+            let pairs: Vec<(usize, usize)> = part
+                .iter()
+                .flat_map(|&i| (0..nh).map(move |h| (i, h)))
+                .collect();
+            let outs: Vec<Vec<f32>> = pairs
+                .par_iter()
+                .map(|&(i, h)| {
+                    let keys = &sel[i];
+                    let r0 = i * nh + h;
+                    let ql = &q_lat[r0 * c..(r0 + 1) * c];
+                    let qp = &q_pe[r0 * dr..(r0 + 1) * dr];
+                    let mut sc: Vec<f32> = keys
+                        .iter()
+                        .map(|&tk| {
+                            let r = slot(tk);
+                            self.scale
+                                * (kernels::dot_f32(ql, &lat[r * c..(r + 1) * c])
+                                    + kernels::dot_f32(qp, &pe[r * dr..(r + 1) * dr]))
+                        })
+                        .collect();
+                    softmax_with_sink(&mut sc, None);
+                    let mut ol = vec![0.0f32; c];
+                    for (&tk, w) in keys.iter().zip(&sc) {
+                        let r = slot(tk);
+                        kernels::axpy_f32(*w, &lat[r * c..(r + 1) * c], &mut ol);
+                    }
+                    ol
+                })
+                .collect();
+            for (&(i, h), ol) in pairs.iter().zip(&outs) {
+                o_lat[(i * nh + h) * c..(i * nh + h + 1) * c].copy_from_slice(ol);
             }
-            _ => {
-                let (n, l, r) = self.cached_keys(cache);
-                (n, l, r, None)
-            }
-        };
-        let slot = |tk: usize| match &gathered {
-            Some(keys) => keys.binary_search(&tk).unwrap_or(0),
-            None => tk,
-        };
-        let lat_m = MatRef::new(FloatData::F32(&lat), n, c);
-        let pe_m = MatRef::new(FloatData::F32(&pe), n, dr);
+        }
+        // o = ō·W_UVᵀ per head, at f32 activations in every precision mode: ō is an average of
+        // latents whose rounding to bf16 costs more accuracy than this small product saves.
         let per_head: Vec<Vec<f32>> = (0..nh)
             .into_par_iter()
             .map(|h| {
-                let (w_uk, w_uv) = self.head_weights(h);
-                let mut q_nope = Vec::with_capacity(t * dn);
-                let mut q_pe = Vec::with_capacity(t * dr);
+                let (_, w_uv) = self.head_weights(h);
+                let mut ol = Vec::with_capacity(t * c); // [T, c]
                 for i in 0..t {
-                    let qh = &q[i * nh * dq + h * dq..i * nh * dq + (h + 1) * dq];
-                    q_nope.extend_from_slice(&qh[..dn]);
-                    q_pe.extend_from_slice(&qh[dn..]);
+                    ol.extend_from_slice(&o_lat[(i * nh + h) * c..(i * nh + h + 1) * c]);
                 }
-                let mut q_lat = vec![0.0f32; t * c]; // [T, c]
-                kernels::matmul_n(w_uk, &q_nope, t, &mut q_lat);
-                let mut o_lat = vec![0.0f32; t * c]; // [T, c]
-                                                     // Queries that see all their causal keys share one product; the others (DSA
-                                                     // selections narrower than the causal range) gather their keys one by one.
-                let (full, part): (Vec<usize>, Vec<usize>) =
-                    (0..t).partition(|&i| sel.is_none_or(|s| s[i].len() == positions[i] + 1));
-                if !full.is_empty() && !skip_full {
-                    let td = full.len();
-                    let (mut ql, mut qp) =
-                        (Vec::with_capacity(td * c), Vec::with_capacity(td * dr));
-                    for &i in &full {
-                        ql.extend_from_slice(&q_lat[i * c..(i + 1) * c]);
-                        qp.extend_from_slice(&q_pe[i * dr..(i + 1) * dr]);
-                    }
-                    // s[td, n] = q̃·latᵀ + q_pe·peᵀ, softmax over each query's visible keys
-                    let mut s = vec![0.0f32; td * n];
-                    let mut s_pe = vec![0.0f32; td * n];
-                    kernels::matmul_t(lat_m, &ql, td, &mut s);
-                    kernels::matmul_t(pe_m, &qp, td, &mut s_pe);
-                    for (j, row) in s.chunks_exact_mut(n).enumerate() {
-                        let visible = positions[full[j]] + 1;
-                        for (v, b) in row.iter_mut().zip(&s_pe[j * n..]) {
-                            *v = self.scale * (*v + b);
-                        }
-                        softmax_rows(&mut row[..visible], 1.0);
-                        row[visible..].fill(0.0);
-                    }
-                    let mut od = vec![0.0f32; td * c];
-                    kernels::matmul_n(lat_m, &s, td, &mut od);
-                    for (j, &i) in full.iter().enumerate() {
-                        o_lat[i * c..(i + 1) * c].copy_from_slice(&od[j * c..(j + 1) * c]);
-                    }
-                }
-                if let Some(sel) = sel {
-                    for &i in &part {
-                        let keys = &sel[i];
-                        let ql = &q_lat[i * c..(i + 1) * c];
-                        let qp = &q_pe[i * dr..(i + 1) * dr];
-                        let mut sc: Vec<f32> = keys
-                            .iter()
-                            .map(|&tk| {
-                                let r = slot(tk);
-                                self.scale
-                                    * (kernels::dot_f32(ql, &lat[r * c..(r + 1) * c])
-                                        + kernels::dot_f32(qp, &pe[r * dr..(r + 1) * dr]))
-                            })
-                            .collect();
-                        softmax_with_sink(&mut sc, None);
-                        let ol = &mut o_lat[i * c..(i + 1) * c];
-                        for (&tk, w) in keys.iter().zip(&sc) {
-                            let r = slot(tk);
-                            kernels::axpy_f32(*w, &lat[r * c..(r + 1) * c], ol);
-                        }
-                    }
-                }
-                // o = ō·W_UVᵀ at f32 activations in every precision mode: ō is an average of latents
-                // whose rounding to bf16 costs more accuracy than this small product saves.
                 let mut oh = vec![0.0f32; t * dv]; // [T, dv]
-                kernels::matmul_t_with(kernels::isa(), Precision::F32, w_uv, &o_lat, t, &mut oh);
+                kernels::matmul_t_with(kernels::isa(), Precision::F32, w_uv, &ol, t, &mut oh);
                 oh
             })
             .collect();
@@ -430,6 +448,38 @@ impl Mla {
             }
         }
         o
+    }
+
+    /// The absorbed queries `q̃[T·nh, c] = q_nope·W_UK` (row `i·nh + h`; one product per head over
+    /// all tokens) and the rope queries `q_pe[T·nh, dr]`, of `q[T, nh·(dn+dr)]`.
+    fn absorb(&self, q: &[f32], t: usize) -> (Vec<f32>, Vec<f32>) {
+        let (nh, dn, dr, c) = (self.nh, self.dn, self.dr, self.c);
+        let dq = dn + dr;
+        let per_head: Vec<Vec<f32>> = (0..nh)
+            .into_par_iter()
+            .map(|h| {
+                let (w_uk, _) = self.head_weights(h);
+                let mut q_nope = Vec::with_capacity(t * dn); // [T, dn]
+                for i in 0..t {
+                    let at = i * nh * dq + h * dq;
+                    q_nope.extend_from_slice(&q[at..at + dn]);
+                }
+                let mut q_lat = vec![0.0f32; t * c]; // [T, c]
+                kernels::matmul_n(w_uk, &q_nope, t, &mut q_lat);
+                q_lat
+            })
+            .collect();
+        let mut q_lat = vec![0.0f32; t * nh * c];
+        let mut q_pe = Vec::with_capacity(t * nh * dr);
+        for i in 0..t {
+            for (h, ql) in per_head.iter().enumerate() {
+                let r = i * nh + h;
+                q_lat[r * c..(r + 1) * c].copy_from_slice(&ql[i * c..(i + 1) * c]);
+                let at = i * nh * dq + h * dq + dn;
+                q_pe.extend_from_slice(&q[at..at + dr]);
+            }
+        }
+        (q_lat, q_pe)
     }
 
     /// Long prompts: expand every cached latent once, `[k_nope | v] = c·W_kv_bᵀ`, and attend per head
@@ -505,9 +555,61 @@ impl Mla {
     }
 }
 
+/// `s[rows, n] = x[rows, width]·tableᵀ` over a table held in `pieces` (`(first row, rows, table)`,
+/// covering `[0, n)`): one product per piece, written straight into `s` when there is one piece.
+fn scores_into(
+    pieces: &[(usize, usize, Table<'_>)],
+    x: &[f32],
+    rows: usize,
+    width: usize,
+    n: usize,
+    s: &mut [f32],
+) {
+    if let [(_, np, t)] = pieces {
+        kernels::matmul_t(MatRef::new(t.data(), *np, width), x, rows, s);
+        return;
+    }
+    for (p0, np, t) in pieces {
+        let mut part = vec![0.0f32; rows * np]; // [rows, np]
+        kernels::matmul_t(MatRef::new(t.data(), *np, width), x, rows, &mut part);
+        for (dst, src) in s.chunks_exact_mut(n).zip(part.chunks_exact(*np)) {
+            dst[*p0..p0 + np].copy_from_slice(src);
+        }
+    }
+}
+
+/// `o[rows, width] = p[rows, n]·table` over a table held in `pieces` (as [`scores_into`]): one
+/// product per piece, each adding into `o`.
+fn values(
+    pieces: &[(usize, usize, Table<'_>)],
+    p: &[f32],
+    rows: usize,
+    width: usize,
+    n: usize,
+) -> Vec<f32> {
+    let mut o = vec![0.0f32; rows * width];
+    if let [(_, np, t)] = pieces {
+        kernels::matmul_n(MatRef::new(t.data(), *np, width), p, rows, &mut o);
+        return o;
+    }
+    for (p0, np, t) in pieces {
+        let mut pp = Vec::with_capacity(rows * np); // [rows, np]
+        for row in p.chunks_exact(n) {
+            pp.extend_from_slice(&row[*p0..p0 + np]);
+        }
+        // Accumulating piece after piece into `o` sums the rows in the order one table would: a
+        // fork computes what a fresh session holding the same tokens does, bit for bit.
+        kernels::matmul_n_add(MatRef::new(t.data(), *np, width), &pp, rows, &mut o);
+    }
+    o
+}
+
 /// In-place softmax of `scale·v` (SIMD exponentials).
 fn softmax_rows(v: &mut [f32], scale: f32) {
     let mx = scale * v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let inv = 1.0 / kernels::exp_sum(v, scale, mx);
     v.iter_mut().for_each(|x| *x *= inv);
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,8 @@
 use crate::error::{Error, Result};
 
 /// How KV-cache rows are stored. Every cache kind (GQA K/V, MLA latent and rope key, DSA indexer
-/// keys) uses the session's choice; attention reads the rows back as f32.
+/// keys) uses the session's choice; attention computes in f32, reading f32 and bf16 MLA/indexer
+/// rows as stored (bf16 rows go to the bf16 kernels) and decoding the rest block by block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum KvDType {

@@ -21,7 +21,7 @@ pub use dtype::KvDType;
 pub(crate) use gqa::GqaCache;
 pub(crate) use indexer::IndexerCache;
 pub(crate) use mla::MlaCache;
-pub(crate) use rows::RowCache;
+pub(crate) use rows::{RowCache, Table};
 pub(crate) use store::Store;
 
 use crate::error::Result;

@@ -2,14 +2,34 @@
 //!
 //! The rows live in a private tail (appended to) after any number of frozen segments: read-only
 //! [`Store`]s behind an `Arc`, which [`RowCache::freeze`] makes from the tail so that forked caches
-//! share them instead of copying. Rows are stored in the cache's [`KvDType`] and read back as f32:
-//! borrowed when they are f32 and contiguous, decoded otherwise.
+//! share them instead of copying. Rows are stored in the cache's [`KvDType`] and read back as f32
+//! (borrowed when they are f32 and contiguous, decoded otherwise), or lent to the kernels as stored
+//! ([`RowCache::tables`]: f32 and bf16 pieces), or decoded a block and a column range at a time.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::{KvDType, Store};
 use crate::error::{Error, Result};
+use crate::kernels::FloatData;
+
+/// Rows of a [`RowCache`] as one contiguous table ([`RowCache::table`]).
+pub(crate) enum Table<'a> {
+    /// Borrowed in the stored precision.
+    Lent(FloatData<'a>),
+    /// Decoded to f32.
+    Decoded(Vec<f32>),
+}
+
+impl Table<'_> {
+    /// The elements, row-major.
+    pub(crate) fn data(&self) -> FloatData<'_> {
+        match self {
+            Table::Lent(d) => *d,
+            Table::Decoded(v) => FloatData::F32(v),
+        }
+    }
+}
 
 /// Rows `[skip, skip + take)` of a shared, read-only store.
 #[derive(Debug, Clone)]
@@ -120,6 +140,81 @@ impl RowCache {
             }
         }
         Cow::Owned(out)
+    }
+
+    /// Rows at positions `range` as one contiguous `[range.len(), width]` table for the kernels:
+    /// borrowed in the stored precision (f32 or bf16, no copy) when one piece holds them all, else
+    /// decoded to f32 (int8 rows, or a range across a forked prefix and this cache's own rows).
+    pub(crate) fn table(&self, range: std::ops::Range<usize>) -> Table<'_> {
+        debug_assert!(range.start >= self.start && range.end <= self.len);
+        if !range.is_empty() {
+            let (store, r, avail) = self.locate(range.start);
+            if range.len() <= avail {
+                if let Some(d) = store.float_rows(r..r + range.len(), self.width) {
+                    return Table::Lent(d);
+                }
+            }
+        }
+        Table::Decoded(self.rows(range).into_owned())
+    }
+
+    /// The rows at positions `range` piece by piece (a forked prefix, then this cache's own rows),
+    /// each as `(first position, rows, table)`: lent in the stored precision when f32 or bf16, else
+    /// decoded. Products over a forked cache run piece by piece instead of copying the context.
+    pub(crate) fn tables(&self, range: std::ops::Range<usize>) -> Vec<(usize, usize, Table<'_>)> {
+        debug_assert!(range.start >= self.start && range.end <= self.len);
+        let mut out = Vec::new();
+        let mut p = self.start;
+        for (store, r) in self.pieces() {
+            let n = r.len();
+            let (a, b) = (p.max(range.start), (p + n).min(range.end));
+            if a < b {
+                let rows = r.start + a - p..r.start + b - p;
+                let table = match store.float_rows(rows.clone(), self.width) {
+                    Some(d) => Table::Lent(d),
+                    None => {
+                        let mut v = Vec::with_capacity(rows.len() * self.width);
+                        store.decode_into(rows, self.width, &mut v);
+                        Table::Decoded(v)
+                    }
+                };
+                out.push((a, b - a, table));
+            }
+            p += n;
+            if p >= range.end {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Appends columns `cols` of the rows at positions `range` to `out` as f32,
+    /// `[range.len(), cols.len()]`, decoding only those values (one key head of a block).
+    pub(crate) fn decode_cols_into(
+        &self,
+        range: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) {
+        debug_assert!(range.start >= self.start && range.end <= self.len);
+        debug_assert!(cols.end <= self.width);
+        let mut p = self.start;
+        for (store, r) in self.pieces() {
+            let n = r.len();
+            let (a, b) = (p.max(range.start), (p + n).min(range.end));
+            if a < b {
+                store.decode_cols_into(
+                    r.start + a - p..r.start + b - p,
+                    self.width,
+                    cols.clone(),
+                    out,
+                );
+            }
+            p += n;
+            if p >= range.end {
+                break;
+            }
+        }
     }
 
     /// Whether [`rows`](Self::rows) over everything held borrows (f32, one piece) instead of decoding.

@@ -1,9 +1,9 @@
 //! Rows of one width stored in a [`KvDType`]: appended as f32, read back as f32.
 
 use half::bf16;
-use half::slice::HalfFloatSliceExt;
 
 use super::KvDType;
+use crate::kernels::FloatData;
 
 /// A `[rows, width]` table in one precision (the width is kept by the owner).
 #[derive(Debug, Clone)]
@@ -91,6 +91,55 @@ impl Store {
         }
     }
 
+    /// Rows `range` borrowed in their stored form, when stored as f32 or bf16 (the kernels take
+    /// both as a matrix).
+    pub(crate) fn float_rows(
+        &self,
+        range: std::ops::Range<usize>,
+        width: usize,
+    ) -> Option<FloatData<'_>> {
+        let (a, b) = (range.start * width, range.end * width);
+        match self {
+            Store::F32(v) => Some(FloatData::F32(&v[a..b])),
+            Store::Bf16(v) => Some(FloatData::BF16(&v[a..b])),
+            Store::Int8 { .. } => None,
+        }
+    }
+
+    /// Appends columns `cols` of every row in `range` to `out` as f32, `[range.len(), cols.len()]`.
+    pub(crate) fn decode_cols_into(
+        &self,
+        range: std::ops::Range<usize>,
+        width: usize,
+        cols: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) {
+        let w = cols.len();
+        let at = out.len();
+        out.resize(at + range.len() * w, 0.0);
+        let dst = out[at..].chunks_exact_mut(w.max(1));
+        match self {
+            Store::F32(v) => {
+                for (r, o) in range.zip(dst) {
+                    o.copy_from_slice(&v[r * width + cols.start..r * width + cols.end]);
+                }
+            }
+            Store::Bf16(v) => {
+                let v = FloatData::BF16(v);
+                for (r, o) in range.zip(dst) {
+                    v.widen_into(r * width + cols.start..r * width + cols.end, o);
+                }
+            }
+            Store::Int8 { q, scales } => {
+                for (r, o) in range.zip(dst) {
+                    let s = scales[r];
+                    let row = &q[r * width + cols.start..r * width + cols.end];
+                    o.iter_mut().zip(row).for_each(|(o, &x)| *o = x as f32 * s);
+                }
+            }
+        }
+    }
+
     /// Appends rows `range` to `out` as f32.
     pub(crate) fn decode_into(
         &self,
@@ -104,7 +153,7 @@ impl Store {
             Store::Bf16(v) => {
                 let at = out.len();
                 out.resize(at + (b - a), 0.0);
-                v[a..b].convert_to_f32_slice(&mut out[at..]);
+                FloatData::BF16(v).widen_into(a..b, &mut out[at..]);
             }
             Store::Int8 { q, scales } => {
                 for (row, &s) in q[a..b].chunks_exact(width).zip(&scales[range]) {

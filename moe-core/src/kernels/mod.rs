@@ -423,15 +423,29 @@ pub(crate) fn matmul_t(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
 /// of gpt-oss and Llama 4, MLA's key absorption). Output columns are split over the pool; each task
 /// widens its slice of every weight row once and adds it to every token.
 pub(crate) fn matmul_n(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
+    y.fill(0.0);
+    matmul_n_add(w, x, t, y);
+}
+
+/// `y[T, cols] += x[T, rows] · W`, as [`matmul_n`] but adding to `y`: each output accumulates the
+/// weight rows in order, so products over consecutive row ranges of one matrix, added into one `y`
+/// one after another, equal the product over the whole matrix bit for bit.
+pub(crate) fn matmul_n_add(w: MatRef<'_>, x: &[f32], t: usize, y: &mut [f32]) {
     assert_eq!(x.len(), t * w.rows, "activations do not match the weight");
     assert_eq!(y.len(), t * w.cols, "output does not match the weight");
-    y.fill(0.0);
     if w.cols == 0 || t == 0 {
         return;
     }
     let block = 256.min(w.cols);
     let run = |c0: usize, yp: YPtr| {
         let c1 = (c0 + block).min(w.cols);
+        #[cfg(target_arch = "x86_64")]
+        if matches!(isa(), Isa::Avx512 | Isa::Avx512Bf16) {
+            // SAFETY: the level's features were detected; the shapes were checked above and
+            // columns c0..c1 of `y` belong to this task only.
+            unsafe { x86::n_fma512(w.data, w.rows, w.cols, c0..c1, x, t, yp) };
+            return;
+        }
         let mut buf = vec![0.0f32; c1 - c0];
         for r in 0..w.rows {
             w.data
@@ -743,6 +757,61 @@ mod tests {
                 assert!((y[i * cols + c] - want).abs() < 1e-4);
             }
         }
+    }
+
+    #[test]
+    fn matmul_n_matches_naive_for_every_dtype_on_ragged_shapes() {
+        let mut seed = 23;
+        for &(rows, cols, t) in &[(1, 1, 1), (300, 70, 13), (129, 600, 6), (5, 17, 2)] {
+            let w32 = rand_vec(rows * cols, &mut seed);
+            let wb: Vec<bf16> = w32.iter().map(|v| bf16::from_f32(*v)).collect();
+            let wh: Vec<half::f16> = w32.iter().map(|v| half::f16::from_f32(*v)).collect();
+            let x = rand_vec(t * rows, &mut seed);
+            for data in [
+                FloatData::F32(&w32),
+                FloatData::F16(&wh),
+                FloatData::BF16(&wb),
+            ] {
+                let mut y = vec![1.0; t * cols];
+                matmul_n(MatRef::new(data, rows, cols), &x, t, &mut y);
+                for i in 0..t {
+                    for c in 0..cols {
+                        let want: f32 = (0..rows)
+                            .map(|r| data.get(r * cols + c) * x[i * rows + r])
+                            .sum();
+                        assert!((y[i * cols + c] - want).abs() < 1e-4, "{rows}x{cols} t={t}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_n_over_row_ranges_adds_up_to_the_whole_bit_for_bit() {
+        let mut seed = 21;
+        let (rows, cols, t) = (300, 520, 5);
+        let w = rand_vec(rows * cols, &mut seed);
+        let x = rand_vec(t * rows, &mut seed);
+        let pool = build_pool(Some(2), Precision::F32).unwrap();
+        let mut whole = vec![0.0; t * cols];
+        pool.install(|| {
+            matmul_n(
+                MatRef::new(FloatData::F32(&w), rows, cols),
+                &x,
+                t,
+                &mut whole,
+            )
+        });
+        let mut parts = vec![0.0; t * cols];
+        for (a, b) in [(0, 77), (77, 256), (256, 300)] {
+            let xp: Vec<f32> = x
+                .chunks_exact(rows)
+                .flat_map(|r| r[a..b].to_vec())
+                .collect();
+            let wp = MatRef::new(FloatData::F32(&w[a * cols..b * cols]), b - a, cols);
+            pool.install(|| matmul_n_add(wp, &xp, t, &mut parts));
+        }
+        assert_eq!(parts, whole);
     }
 
     #[test]

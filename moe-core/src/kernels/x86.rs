@@ -533,6 +533,155 @@ pub(crate) unsafe fn rows_fma512_bf16(
     unsafe { rows_fma512_t(w, cols, rows, x, t, y, ldy) }
 }
 
+/// Weight rows per block of the `x·W` kernel: a block stays in L2 while every column tile and
+/// token group of the task passes over it.
+const N_ROW_BLOCK: usize = 128;
+/// Column vectors (of 16) per `x·W` register tile.
+const NCV: usize = 4;
+/// Tokens per `x·W` register tile (`NCV · NTOK` = 24 accumulators).
+const NTOK: usize = 6;
+
+/// `y[i, c] += Σ_r x[i, r]·W[r, c]` for the columns `c` of one tile (`masks`: the live lanes of
+/// each of its `NCV` vectors from column `c0`), the tokens `i0..i0 + N` and the weight rows
+/// `r0..r1`, accumulating in registers in row order (each output adds the rows one after another,
+/// as an axpy per row would).
+///
+/// # Safety
+/// AVX512F/BW/VL available; `w` holds `[.., cols]` rows up to `r1`, `x` `[.., xs]` rows up to
+/// `i0 + N`, `y` `[.., ldy]` rows up to `i0 + N`, every masked-in column inside; no other thread
+/// writes those outputs meanwhile.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn n_tile<T: Wide512, const N: usize>(
+    w: *const T,
+    cols: usize,
+    rows: Range<usize>,
+    c0: usize,
+    masks: [__mmask16; NCV],
+    x: *const f32,
+    xs: usize,
+    i0: usize,
+    y: *mut f32,
+    ldy: usize,
+) {
+    // SAFETY: the caller's contract covers every address formed here; masked-off lanes are not
+    // touched.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NCV]; N];
+        for (n, a) in acc.iter_mut().enumerate() {
+            for (v, m) in masks.iter().enumerate() {
+                if *m != 0 {
+                    a[v] = _mm512_maskz_loadu_ps(*m, y.add((i0 + n) * ldy + c0 + v * 16));
+                }
+            }
+        }
+        for r in rows {
+            let wr = w.add(r * cols + c0);
+            let wv: [__m512; NCV] = std::array::from_fn(|v| match masks[v] {
+                0xFFFF => T::load16(wr.add(v * 16)),
+                0 => _mm512_setzero_ps(),
+                m => T::load16_mask(wr.add(v * 16), m),
+            });
+            for (n, a) in acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_ps(*x.add((i0 + n) * xs + r));
+                for v in 0..NCV {
+                    a[v] = _mm512_fmadd_ps(xv, wv[v], a[v]);
+                }
+            }
+        }
+        for (n, a) in acc.iter().enumerate() {
+            for (v, m) in masks.iter().enumerate() {
+                if *m != 0 {
+                    _mm512_mask_storeu_ps(y.add((i0 + n) * ldy + c0 + v * 16), *m, a[v]);
+                }
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn n_fma512_t<T: Wide512>(
+    w: &[T],
+    rows: usize,
+    cols: usize,
+    cr: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+) {
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    for r0 in (0..rows).step_by(N_ROW_BLOCK) {
+        let rb = r0..(r0 + N_ROW_BLOCK).min(rows);
+        let mut c0 = cr.start;
+        while c0 < cr.end {
+            let nc = (cr.end - c0).min(NCV * 16);
+            let masks: [__mmask16; NCV] = std::array::from_fn(|v| {
+                let live = nc.saturating_sub(v * 16).min(16);
+                ((1u32 << live) - 1) as u16
+            });
+            let mut i0 = 0;
+            while i0 < t {
+                let n = (t - i0).min(NTOK);
+                macro_rules! go {
+                    ($n:literal) => {
+                        // SAFETY: rows `rb` < rows, tokens i0..i0+n < t, columns inside `cr`,
+                        // which this task owns; AVX-512 was checked by the caller.
+                        unsafe {
+                            n_tile::<T, $n>(
+                                wp,
+                                cols,
+                                rb.clone(),
+                                c0,
+                                masks,
+                                xp,
+                                rows,
+                                i0,
+                                y.0,
+                                cols,
+                            )
+                        }
+                    };
+                }
+                match n {
+                    1 => go!(1),
+                    2 => go!(2),
+                    3 => go!(3),
+                    4 => go!(4),
+                    5 => go!(5),
+                    _ => go!(6),
+                }
+                i0 += n;
+            }
+            c0 += nc;
+        }
+    }
+}
+
+/// `y[i, cr] += x[i, :]·W[:, cr]` for every token `i < t`: `W` `[rows, cols]`, `x` `[t, rows]`, `y`
+/// `[t, cols]`; register tiles of 64 columns × 6 tokens over blocks of weight rows.
+///
+/// # Safety
+/// AVX512F/BW/VL available; the shapes hold; no other thread writes columns `cr` of `y` meanwhile.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) unsafe fn n_fma512(
+    w: super::FloatData<'_>,
+    rows: usize,
+    cols: usize,
+    cr: Range<usize>,
+    x: &[f32],
+    t: usize,
+    y: YPtr,
+) {
+    // SAFETY: same contract.
+    unsafe {
+        match w {
+            super::FloatData::F32(d) => n_fma512_t(d, rows, cols, cr, x, t, y),
+            super::FloatData::F16(d) => n_fma512_t(d, rows, cols, cr, x, t, y),
+            super::FloatData::BF16(d) => n_fma512_t(d, rows, cols, cr, x, t, y),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // AVX2 + FMA (+F16C): 8 lanes, 4×2 tiles, scalar tails
 // ---------------------------------------------------------------------------------------------
