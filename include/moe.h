@@ -224,11 +224,12 @@ typedef enum moe_log_level {
  */
 typedef enum moe_precision {
   /**
-   * f32 activations: products match the reference implementation (the default).
+   * The exact mode: f32 activations, products match the reference implementation.
    */
   MOE_PRECISION_F32 = 0,
   /**
-   * Activations rounded to bf16 in products with bf16 weights, as llama.cpp's BF16 path does.
+   * Activations rounded to bf16 in products with bf16 weights, as llama.cpp's BF16 path and
+   * PyTorch bf16 do (the default of `moe_model_default_params()`).
    */
   MOE_PRECISION_BF16 = 1,
   /**
@@ -425,7 +426,8 @@ typedef struct moe_model_params {
   void *progress_user_data;
   /**
    * Worker threads for this model's products (prefill and decode split rows across them);
-   * 0 (the default) uses one shared pool with a thread per core.
+   * 0 (the default) uses a thread per core: one shared pool at the default precision, a pool of
+   * the model's own at another (`MOE_PRECISION_F32`).
    */
   uint32_t threads;
   /**
@@ -436,10 +438,12 @@ typedef struct moe_model_params {
    */
   bool copy_weights;
   /**
-   * How activations meet bf16 weights in prefill products: `MOE_PRECISION_F32` (the default:
-   * exact, matches the reference), `MOE_PRECISION_BF16` (activations rounded to bf16, faster,
-   * about three significant digits) or `MOE_PRECISION_INT8` (int8 activations for packed int4/int8
-   * weights). Other values are `MOE_ERR_INVALID_ARGUMENT`.
+   * How activations meet bf16 weights in products: `MOE_PRECISION_BF16` (the default of
+   * `moe_model_default_params()`: activations rounded to bf16 in products with bf16 weights, as
+   * llama.cpp's BF16 path and PyTorch bf16 do; faster, about three significant digits),
+   * `MOE_PRECISION_F32` (the exact mode: matches the reference) or `MOE_PRECISION_INT8` (int8
+   * activations for packed int4/int8 weights). Other values are `MOE_ERR_INVALID_ARGUMENT`. A
+   * zero-filled struct holds `MOE_PRECISION_F32`: start from `moe_model_default_params()`.
    */
   moe_precision precision;
   /**
@@ -731,7 +735,8 @@ moe_status moe_log_set_callback(moe_log_fn callback,
                                 moe_log_level max_level);
 
 /**
- * The default model parameters: no progress callback.
+ * The default model parameters: no progress callback, every core, mapped weights, no quantization,
+ * `MOE_PRECISION_BF16` (set `precision = MOE_PRECISION_F32` for the exact mode).
  *
  * Thread-safety: may be called from any thread.
  */
@@ -789,6 +794,21 @@ uint32_t moe_model_vocab_size(const struct moe_model *model);
  * `model` must be NULL or a model handle not being freed during the call.
  */
 uint32_t moe_model_threads(const struct moe_model *model);
+
+/**
+ * How this model's products meet bf16 weights (`moe_model_params.precision`), written to `*out`:
+ * `MOE_PRECISION_BF16` for a model loaded with the defaults, `MOE_PRECISION_F32` in the exact mode.
+ * Fails with `MOE_ERR_NULL_ARGUMENT` for a NULL `model` or `out` and `MOE_ERR_INVALID_HANDLE` for a
+ * pointer that is not a live model, leaving `*out` untouched.
+ *
+ * Thread-safety: may be called from any thread, concurrently with other calls on the model.
+ *
+ * # Safety
+ * `model` must be NULL or a model handle not being freed during the call; `out` NULL or valid for
+ * writing one `moe_precision`.
+ */
+moe_status moe_model_precision(const struct moe_model *model,
+                               moe_precision *out);
 
 /**
  * The model's maximum context (`max_position_embeddings`), the default `max_context` of its

@@ -35,7 +35,8 @@ def kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    model = moe.Model(sys.argv[1] if len(sys.argv) > 1 else ROOT / "models/tiny-deepseek-pycode")
+    # The exact mode (the library default is bf16 activations), so the KL is the cache precision alone.
+    model = moe.Model(sys.argv[1] if len(sys.argv) > 1 else ROOT / "models/tiny-deepseek-pycode", precision="f32")
     assert model.tokenizer is not None, "the model needs a tokenizer"
     text = "".join(p.read_text() for p in sorted((ROOT / "tools").glob("*.py")))
     ids = model.tokenizer.encode(text)

@@ -3,7 +3,9 @@
  * and checks that
  *   - moe_session_prefill logits (every position) match prefill_logits within 1e-3,
  *   - moe_session_decode logits match decode_logits within 1e-3 at every step, and
- *   - greedy sampling with moe_sampler_sample reproduces decode_ids (the reference's greedy tokens).
+ *   - greedy sampling with moe_sampler_sample reproduces decode_ids (the reference's greedy tokens),
+ * in the exact mode (precision = MOE_PRECISION_F32), and that a model loaded with the defaults (NULL
+ * params) reports MOE_PRECISION_BF16, the library's default.
  * Prints one line per directory and "fixture: N passed, M failed"; exits non-zero on any failure.
  * Assumes a little-endian host (as safetensors data is).
  */
@@ -128,11 +130,27 @@ static int check_dir(const char *dir) {
         printf("FAIL %s: reference.safetensors lacks a tensor\n", dir);
         goto done;
     }
-    moe_status s = moe_model_load(dir, NULL, &model);
+    /* The exact mode: the library's default is bf16 activations for bf16 weights. */
+    moe_model_params mp = moe_model_default_params();
+    mp.precision = MOE_PRECISION_F32;
+    moe_status s = moe_model_load(dir, &mp, &model);
     if (s != MOE_OK) {
         printf("FAIL %s: load: %s: %s\n", dir, moe_status_str(s), moe_last_error());
         goto done;
     }
+    moe_precision precision = MOE_PRECISION_BF16;
+    if ((s = moe_model_precision(model, &precision)) != MOE_OK || precision != MOE_PRECISION_F32) {
+        printf("FAIL %s: the exact mode reports precision %d\n", dir, (int)precision);
+        goto done;
+    }
+    moe_model *defaults = NULL;
+    if ((s = moe_model_load(dir, NULL, &defaults)) != MOE_OK ||
+        (s = moe_model_precision(defaults, &precision)) != MOE_OK || precision != MOE_PRECISION_BF16) {
+        printf("FAIL %s: the defaults report precision %d (%s)\n", dir, (int)precision, moe_status_str(s));
+        moe_model_free(defaults);
+        goto done;
+    }
+    moe_model_free(defaults);
     size_t v = moe_model_vocab_size(model);
     if (n_prefill_logits != n_prompt * v || n_decode_logits != n_decode * v) {
         printf("FAIL %s: reference shapes do not fit vocab %zu\n", dir, v);

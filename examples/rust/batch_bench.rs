@@ -6,7 +6,8 @@
 //! ```
 //! Options: --prompt N (prompt tokens per sequence, random ids, prefilled as one batch step before
 //! timing; default 32), --steps N (timed decode steps after 2 warm-up steps; default 32), --seed S,
-//! --precision f32|bf16|int8, --bw GBps (the bandwidth of the bound; without it a streaming read of
+//! --precision f32|bf16|int8 (default: the library's, bf16 activations for bf16 weights; f32 is the
+//! exact mode; the mode in effect is printed and in the JSON), --bw GBps (the bandwidth of the bound; without it a streaming read of
 //! --bw-mib MiB (default 1024) over the model's threads measures it, best of 5), --json FILE (also
 //! write the results there; they are printed as one JSON line on stdout in any case).
 //!
@@ -185,14 +186,16 @@ fn run() -> Result<(), String> {
         return Err("--steps and --prompt must be at least 1".into());
     }
     let threads: Option<usize> = args.opt("threads")?;
-    let precision = match args.get("precision").unwrap_or("f32") {
-        "f32" => Precision::F32,
-        "bf16" => Precision::Bf16,
-        "int8" => Precision::Int8,
-        p => return Err(format!("--precision must be f32, bf16 or int8, not {p}")),
+    // Without --precision: the library's default (Precision::default()).
+    let precision: Precision = match args.get("precision") {
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("--precision must be f32, bf16 or int8, not {p}"))?,
+        None => Precision::default(),
     };
     let opts = LoadOptions::default().with_compute(ComputeOptions::new(threads, precision));
     let model = Arc::new(Model::load_with(&dir, opts).map_err(|e| e.to_string())?);
+    let precision = model.precision(); // the mode in effect
     let (bw, bw_source) = match args.opt::<f64>("bw")? {
         Some(g) if g > 0.0 => (g, "given"),
         Some(_) => return Err("--bw must be positive".into()),

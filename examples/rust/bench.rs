@@ -4,8 +4,9 @@
 //! cargo run --release --example bench -- --model DIR --prompt 512 --gen 128 --threads 2
 //! ```
 //! Options: --reps N (measured repetitions after one warm-up, default 3; medians are printed),
-//! --precision f32|bf16|int8 (how activations meet bf16 weights in products; the default is the
-//! library's, f32 (exact); bf16 is what llama.cpp's BF16 path and PyTorch bf16 do), --seed S (random prompt ids), --json (one JSON
+//! --precision f32|bf16|int8 (how activations meet bf16 weights in products; without it, the
+//! library's default, bf16 activations for bf16 weights as llama.cpp's BF16 path and PyTorch bf16
+//! do; f32 is the exact mode; the mode in effect is printed and in the JSON line), --seed S (random prompt ids), --json (one JSON
 //! line on stdout as well), --gqa-tiled-min N / --mla-expand-min N (ablations: prompt length from which
 //! GQA uses tiled attention / MLA expands its latents). The kernel level can be forced with --kernels scalar|avx2|avx512|avx512bf16.
 //! --kv-dtype f32|bf16|int8 sets the precision the session's KV caches store (default f32).
@@ -171,11 +172,12 @@ fn run() -> Result<(), String> {
     let reps: usize = args.parse_or("reps", 3)?;
     let threads: Option<usize> = args.opt("threads")?;
     let seed: u64 = args.parse_or("seed", 1)?;
-    let precision = match args.get("precision").unwrap_or("f32") {
-        "bf16" => Precision::Bf16,
-        "f32" => Precision::F32,
-        "int8" => Precision::Int8,
-        p => return Err(format!("--precision must be bf16, f32 or int8, not {p}")),
+    // Without --precision: the library's default (Precision::default()).
+    let precision: Precision = match args.get("precision") {
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("--precision must be bf16, f32 or int8, not {p}"))?,
+        None => Precision::default(),
     };
     let kv = KvDType::parse(args.get("kv-dtype").unwrap_or("f32")).map_err(|e| e.to_string())?;
     let depth: usize = args.parse_or("depth", 0)?;
@@ -196,7 +198,8 @@ fn run() -> Result<(), String> {
     let rss_load = resident();
     let model = Arc::new(model);
     let bpt = model.weight_bytes_per_token();
-    // The measured kernel choice for bf16 weights (kernels/choice.rs), per product kind.
+    let precision = model.precision(); // the mode in effect
+                                       // The measured kernel choice for bf16 weights (kernels/choice.rs), per product kind.
     let prefill_kernel = kernels::choose(kernels::ProductKind::Prefill, precision);
     let decode_kernel = kernels::choose(kernels::ProductKind::Decode, precision);
     println!(

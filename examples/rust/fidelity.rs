@@ -1,12 +1,18 @@
-//! How much a quantized (or any other) weight set changes a model's predictions: the same token
-//! stream through the reference and the candidate, printed as one JSON line with the mean and largest
-//! per-position KL(reference ‖ candidate), top-1 agreement, both perplexities and both weight bytes
-//! per decoded token.
+//! How much a quantized (or any other) weight set, or a precision mode, changes a model's
+//! predictions: the same token stream through the reference and the candidate, printed as one JSON
+//! line with the mean and largest per-position KL(reference ‖ candidate), top-1 agreement, both
+//! perplexities and both weight bytes per decoded token.
 //!
 //! ```text
 //! cargo run --release --example fidelity -- --model DIR [--quantize q4|q8 | --against DIR2]
-//!     [--group 32] [--scope experts|linear] [--text FILE | --tokens N] [--limit 512] [--seed 0]
+//!     [--precision f32|bf16|int8] [--group 32] [--scope experts|linear] [--text FILE | --tokens N]
+//!     [--limit 512] [--seed 0]
 //! ```
+//!
+//! The reference is always `--model` in the exact mode (`Precision::F32`). The candidate runs at
+//! `--precision` (default f32, the exact mode, so that `--quantize` / `--against` measure the weights
+//! alone); `--precision bf16` without `--quantize` or `--against` compares the library's default mode
+//! (bf16 activations for bf16 weights) with the exact mode on the same checkpoint.
 //!
 //! The stream is `--text` (default: examples/data/fidelity.txt, built in) through the model's
 //! tokenizer, cut to `--limit` tokens, or `--tokens N` seeded random ids (the default for a model
@@ -18,10 +24,14 @@ mod args;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use moe_core::{fidelity, LoadOptions, Model, QuantizeOptions, QuantizeScope, DEFAULT_GROUP_SIZE};
+use moe_core::{
+    fidelity, ComputeOptions, LoadOptions, Model, Precision, QuantizeOptions, QuantizeScope,
+    DEFAULT_GROUP_SIZE,
+};
 
-const USAGE: &str = "usage: fidelity --model DIR [--quantize q4|q8 | --against DIR2] [--group N] \
-                     [--scope experts|linear] [--text FILE | --tokens N] [--limit N] [--seed S]";
+const USAGE: &str = "usage: fidelity --model DIR [--quantize q4|q8 | --against DIR2] \
+                     [--precision f32|bf16|int8] [--group N] [--scope experts|linear] \
+                     [--text FILE | --tokens N] [--limit N] [--seed S]";
 const SAMPLE: &str = include_str!("../data/fidelity.txt");
 
 fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
@@ -39,11 +49,30 @@ fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
 fn run() -> Result<(), String> {
     let args = args::Args::parse(&[])?;
     args.reject_unknown(&[
-        "model", "quantize", "against", "group", "scope", "text", "tokens", "limit", "seed",
+        "model",
+        "quantize",
+        "against",
+        "precision",
+        "group",
+        "scope",
+        "text",
+        "tokens",
+        "limit",
+        "seed",
     ])?;
     let dir = args.get("model").ok_or(USAGE)?;
     let err = |e: moe_core::Error| e.to_string();
-    let reference = Arc::new(Model::load(dir).map_err(err)?);
+    let exact = ComputeOptions::new(None, Precision::F32);
+    let reference =
+        Arc::new(Model::load_with(dir, LoadOptions::default().with_compute(exact)).map_err(err)?);
+    let precision: Option<Precision> = args
+        .get("precision")
+        .map(|p| {
+            p.parse()
+                .map_err(|_| format!("--precision must be f32, bf16 or int8, not {p}"))
+        })
+        .transpose()?;
+    let compute = ComputeOptions::new(None, precision.unwrap_or(Precision::F32));
     let group: usize = args.parse_or("group", DEFAULT_GROUP_SIZE)?;
     let scope: QuantizeScope = args
         .get("scope")
@@ -52,8 +81,21 @@ fn run() -> Result<(), String> {
         .map_err(err)?;
     let (candidate, label) = match (args.get("quantize"), args.get("against")) {
         (Some(_), Some(_)) => return Err("--quantize and --against exclude each other".into()),
-        (None, None) => return Err(format!("one of --quantize or --against is needed\n{USAGE}")),
-        (None, Some(other)) => (Model::load(other).map_err(err)?, other.to_string()),
+        (None, None) => match precision {
+            Some(p) => (
+                Model::load_with(dir, LoadOptions::default().with_compute(compute)).map_err(err)?,
+                format!("precision:{p}"),
+            ),
+            None => {
+                return Err(format!(
+                    "one of --quantize, --against or --precision is needed\n{USAGE}"
+                ))
+            }
+        },
+        (None, Some(other)) => (
+            Model::load_with(other, LoadOptions::default().with_compute(compute)).map_err(err)?,
+            other.to_string(),
+        ),
         (Some(q), None) => {
             let bits = match q {
                 "q4" => 4,
@@ -63,8 +105,13 @@ fn run() -> Result<(), String> {
             let opts = QuantizeOptions::new(bits)
                 .with_group_size(group)
                 .with_scope(scope);
-            let m = Model::load_with(dir, LoadOptions::default().with_quantization(opts))
-                .map_err(err)?;
+            let m = Model::load_with(
+                dir,
+                LoadOptions::default()
+                    .with_quantization(opts)
+                    .with_compute(compute),
+            )
+            .map_err(err)?;
             (m, q.to_string())
         }
     };
@@ -101,6 +148,8 @@ fn run() -> Result<(), String> {
     let line = serde_json::json!({
         "model": dir,
         "candidate": label,
+        "precision": candidate.precision().name(),
+        "reference_precision": reference.precision().name(),
         "group": if q { Some(group) } else { None },
         "scope": if q { Some(scope.as_str()) } else { None },
         "stream": stream,

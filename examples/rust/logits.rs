@@ -6,7 +6,8 @@
 //! Output: f32 `prefill_logits` [T, V] (one prefill of the prompt) and `decode_logits` [N, V] (each decode
 //! id fed through the cache after the prompt), and one JSON line on stdout with `kv_cache_bytes` and
 //! `tokens` (T + N). `--precision f32|bf16|int8` sets how activations meet the weights (default f32,
-//! exact: the correctness contract).
+//! exact: the correctness contract, although the library's default is bf16 activations for bf16
+//! weights).
 //!
 //! Several sequences: repeat `--prompt-ids` (and `--decode-ids`, once per prompt, or not at all).
 //! Sequence `i` writes `prefill_logits.<i>` [T_i, V] and `decode_logits.<i>` [N_i, V]; the JSON line
@@ -81,10 +82,8 @@ fn run() -> Result<(), String> {
         "int8" => Precision::Int8,
         p => return Err(format!("--precision must be f32, bf16 or int8, not {p}")),
     };
-    let mut opts = LoadOptions::default();
-    if precision != Precision::F32 {
-        opts = opts.with_compute(ComputeOptions::new(None, precision));
-    }
+    // Always explicit: the library's default is bf16 activations, this example's is the exact mode.
+    let opts = LoadOptions::default().with_compute(ComputeOptions::new(None, precision));
     let model = Arc::new(Model::load_with(model_dir, opts).map_err(|e| e.to_string())?);
     if batch || prompts.len() > 1 {
         return run_many(model, &params, &prompts, &decodes, batch, out);

@@ -413,6 +413,48 @@ fn fidelity_example_prints_one_json_line() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown option --bogus"));
 }
 
+/// `fidelity --precision bf16` compares the library's default mode with the exact mode on the same
+/// checkpoint (the demo model's weights are bf16).
+#[test]
+fn fidelity_example_compares_a_precision_mode_with_the_exact_mode() {
+    let o = example("fidelity")
+        .args([
+            "--model",
+            "models/tiny-deepseek-pycode",
+            "--precision",
+            "bf16",
+            "--limit",
+            "64",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["precision"], "bf16");
+    assert_eq!(v["reference_precision"], "f32");
+    assert_eq!(v["candidate"], "precision:bf16");
+    assert_eq!(v["tokens"], 64);
+    let kl = v["kl_mean"].as_f64().unwrap();
+    assert!((0.0..1e-2).contains(&kl), "bf16 vs exact mean KL {kl}");
+    assert!(v["top1_agreement"].as_f64().unwrap() >= 0.9, "{v}");
+    assert_eq!(v["bytes_per_token"], v["bytes_per_token_ref"]);
+    // The exact mode against itself: nothing changes.
+    let o = example("fidelity")
+        .args(["--model", "fixtures/qwen3_moe", "--precision", "f32"])
+        .args(["--tokens", "16"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kl_mean"].as_f64(), Some(0.0));
+    let o = example("fidelity")
+        .args(["--model", "fixtures/qwen3_moe", "--precision", "fp7"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--precision"));
+}
+
 #[test]
 fn logits_example_kv_dtype_flag_sets_the_cache_precision() {
     let fixture = repo().join("fixtures/deepseek_v32");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use moe_core::{argmax, LogitsMode, Model, Session, SessionParams};
+use moe_core::{argmax, LogitsMode, Model, Precision, Session, SessionParams};
 
 use crate::common::{load_model, model_dir};
 
@@ -28,6 +28,10 @@ pub(crate) struct BenchArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// How activations meet bf16 weights: f32 (the exact mode), bf16 or int8 (default: the
+    /// library's, bf16 activations for bf16 weights).
+    #[arg(long, value_name = "f32|bf16|int8")]
+    precision: Option<Precision>,
     /// Seed of the random prompt ids.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -69,7 +73,7 @@ fn run_once(model: &Arc<Model>, prompt: &[u32], gen: usize) -> Result<(f64, f64)
 pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
     let dir = model_dir(&a.model);
     let t_load = Instant::now();
-    let model = load_model(&dir, a.threads)?;
+    let model = load_model(&dir, a.threads, a.precision)?;
     let load_s = t_load.elapsed().as_secs_f64();
     let (n_prompt, gen) = (a.prompt as usize, a.gen as usize);
     if n_prompt + gen + 1 > model.config().max_position_embeddings {
@@ -90,12 +94,13 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
         })
         .collect();
     println!(
-        "model {} ({}, {} layers), {:.3} GB mapped; {} threads; load {load_s:.3} s",
+        "model {} ({}, {} layers), {:.3} GB mapped; {} threads; precision {}; load {load_s:.3} s",
         dir.display(),
         model.config().architecture,
         model.config().num_layers,
         model.checkpoint_bytes() as f64 / 1e9,
         model.threads(),
+        model.precision(),
     );
     run_once(&model, &prompt, gen.min(8))?;
     let (mut pp, mut tg) = (vec![], vec![]);
@@ -115,6 +120,7 @@ pub(crate) fn bench(a: BenchArgs) -> Result<(), String> {
             serde_json::json!({
                 "model": dir.display().to_string(),
                 "threads": model.threads(),
+                "precision": model.precision().name(),
                 "prompt": n_prompt,
                 "gen": gen,
                 "load_s": load_s,

@@ -16,9 +16,14 @@ pub(crate) fn model_dir(model: &Option<PathBuf>) -> PathBuf {
     model.clone().unwrap_or_else(default_model)
 }
 
-/// Loads the checkpoint in `dir` with `threads` workers (`None`: every core).
-pub(crate) fn load_model(dir: &Path, threads: Option<usize>) -> Result<Arc<Model>, String> {
-    let compute = ComputeOptions::new(threads, Precision::default());
+/// Loads the checkpoint in `dir` with `threads` workers (`None`: every core) at `precision` (`None`:
+/// the library's default, bf16 activations for bf16 weights).
+pub(crate) fn load_model(
+    dir: &Path,
+    threads: Option<usize>,
+    precision: Option<Precision>,
+) -> Result<Arc<Model>, String> {
+    let compute = ComputeOptions::new(threads, precision.unwrap_or_default());
     let model = Model::load_with(dir, LoadOptions::default().with_compute(compute))
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(Arc::new(model))

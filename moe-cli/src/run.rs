@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use clap::Args;
 use moe_core::{
-    ChatMessage, Generator, LogitsMode, Session, SessionParams, TextGenerator, TextOptions,
+    ChatMessage, Generator, LogitsMode, Precision, Session, SessionParams, TextGenerator,
+    TextOptions,
 };
 
 use crate::common::{load_model, model_dir, unescape, SamplingArgs};
@@ -41,6 +42,10 @@ pub(crate) struct RunArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// How activations meet bf16 weights: f32 (the exact mode), bf16 or int8 (default: the
+    /// library's, bf16 activations for bf16 weights).
+    #[arg(long, value_name = "f32|bf16|int8")]
+    precision: Option<Precision>,
     /// Most tokens of context (default: the model's).
     #[arg(long)]
     max_context: Option<usize>,
@@ -55,7 +60,7 @@ pub(crate) struct RunArgs {
 
 pub(crate) fn run(a: RunArgs) -> Result<(), String> {
     let dir = model_dir(&a.model);
-    let model = load_model(&dir, a.threads)?;
+    let model = load_model(&dir, a.threads, a.precision)?;
     let generate = a.sampling.options(&model);
     let params = SessionParams::default().with_max_context(a.max_context);
     let session = Session::new(model.clone(), &params).map_err(|e| e.to_string())?;

@@ -51,7 +51,7 @@ fn active(plans: &[Plan], step: usize) -> Vec<(usize, usize)> {
 fn check_family(family: &str) {
     for dir in fixture_dirs(family) {
         let reference = Reference::load(&dir.join("reference.safetensors"));
-        let model = Arc::new(Model::load(&dir).unwrap());
+        let model = Arc::new(common::load_exact(&dir).unwrap());
         let v = model.vocab_size();
         let p = &reference.ids["input_ids"];
         let d = &reference.ids["decode_ids"];
@@ -189,7 +189,7 @@ fn every_fixture_family_is_covered() {
 }
 
 fn load_mixtral() -> Arc<Model> {
-    Arc::new(Model::load(common::own_fixtures().join("mixtral")).unwrap())
+    Arc::new(common::load_exact(common::own_fixtures().join("mixtral")).unwrap())
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn long_chunks_take_the_expanded_and_tiled_paths_in_a_batch_too() {
     // 80-token chunks: MLA expands its latents (glm_moe_dsa, with the DSA selection narrowing most
     // queries) and GQA attends tiled (qwen3_moe, llama4_text's chunked mask), beside decode steps.
     for family in ["glm_moe_dsa", "qwen3_moe", "llama4_text"] {
-        let model = Arc::new(Model::load(common::own_fixtures().join(family)).unwrap());
+        let model = Arc::new(common::load_exact(common::own_fixtures().join(family)).unwrap());
         let v = model.vocab_size() as u32;
         let long: Vec<u32> = (0..80u32).map(|i| (i * 37 + 11) % v).collect();
         let new = || Session::new(model.clone(), &SessionParams::default()).unwrap();

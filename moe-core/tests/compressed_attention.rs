@@ -16,7 +16,7 @@ use moe_core::{LogitsMode, Model, Session, SessionParams};
 fn load() -> (Arc<Model>, Reference) {
     let dir = own_fixtures().join("deepseek_v4");
     (
-        Arc::new(Model::load(&dir).unwrap()),
+        Arc::new(common::load_exact(&dir).unwrap()),
         Reference::load(&dir.join("reference.safetensors")),
     )
 }
@@ -154,7 +154,7 @@ fn deepseeks_own_tensor_layout_loads_the_same() {
     std::fs::write(&file, out).unwrap();
 
     let (_, r) = load();
-    let model = Arc::new(Model::load(tmp.path()).unwrap());
+    let model = Arc::new(common::load_exact(tmp.path()).unwrap());
     let mut s = Session::new(model, &SessionParams::default()).unwrap();
     let got = s.prefill(&r.ids["input_ids"], LogitsMode::All).unwrap();
     assert!(max_abs_diff(&got, &r.f32("prefill_logits").1) < 1e-3);

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{max_abs_diff, own_fixtures, Reference};
-use moe_core::{LogitsMode, Model, Session, SessionParams};
+use moe_core::{LogitsMode, Session, SessionParams};
 
 /// Rewrites the header of every safetensors file in `dir`, renaming tensors through `f`.
 fn rename_tensors(dir: &Path, f: impl Fn(&str) -> String) {
@@ -63,7 +63,7 @@ fn copy(family: &str) -> tempfile::TempDir {
 
 fn prefill_matches(dir: &Path, reference: &Path) {
     let r = Reference::load(reference);
-    let model = Arc::new(Model::load(dir).unwrap());
+    let model = Arc::new(common::load_exact(dir).unwrap());
     let mut s = Session::new(model, &SessionParams::default()).unwrap();
     let got = s.prefill(&r.ids["input_ids"], LogitsMode::All).unwrap();
     let d = max_abs_diff(&got, &r.f32("prefill_logits").1);
@@ -84,7 +84,7 @@ fn llama4_multimodal_wrapper_reads_text_config_and_language_model_prefix() {
     });
     fs::write(&cfg_path, wrapped.to_string()).unwrap();
     rename_tensors(tmp.path(), |k| format!("language_model.{k}"));
-    let model = Model::load(tmp.path()).unwrap();
+    let model = common::load_exact(tmp.path()).unwrap();
     assert_eq!(
         model.config().architecture,
         "Llama4ForConditionalGeneration"
@@ -103,7 +103,7 @@ fn moved_router_without_fused_experts_names_the_missing_tensor() {
     rename_tensors(tmp.path(), |k| {
         k.replace("block_sparse_moe.gate.", "mlp.gate.")
     });
-    let err = Model::load(tmp.path()).unwrap_err();
+    let err = common::load_exact(tmp.path()).unwrap_err();
     assert!(
         err.to_string().contains("block_sparse_moe.gate.weight"),
         "{err}"

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::{max_abs_diff, own_fixtures, Reference};
 use moe_core::internals::decode_e4m3;
 use moe_core::internals::{Checkpoint, DType};
-use moe_core::{LogitsMode, Model, Session, SessionParams};
+use moe_core::{LogitsMode, Session, SessionParams};
 use safetensors::tensor::{Dtype, TensorView};
 
 const BLOCK: (usize, usize) = (8, 16);
@@ -112,7 +112,7 @@ fn write_twins(src: &Path, fp8_dir: &Path, f32_dir: &Path) {
 }
 
 fn logits(dir: &Path, ids: &[u32], decode: &[u32]) -> Vec<f32> {
-    let model = Arc::new(Model::load(dir).unwrap());
+    let model = Arc::new(common::load_exact(dir).unwrap());
     let mut s = Session::new(model, &SessionParams::default()).unwrap();
     let mut out = s.prefill(ids, LogitsMode::All).unwrap();
     for &d in decode {
@@ -140,7 +140,10 @@ fn fp8_block_scaled_weights_compute_what_their_dequantised_twin_computes() {
         );
         // And the FP8 weights really stayed FP8 in memory: a decoded token streams one byte per
         // quantised weight where the twin streams four.
-        let (m8, m32) = (Model::load(&fp8).unwrap(), Model::load(&f32d).unwrap());
+        let (m8, m32) = (
+            common::load_exact(&fp8).unwrap(),
+            common::load_exact(&f32d).unwrap(),
+        );
         let (b8, b32) = (m8.weight_bytes_per_token(), m32.weight_bytes_per_token());
         assert!(
             b8 < b32,
@@ -160,7 +163,7 @@ fn fp8_with_a_wrong_scale_grid_is_a_shape_error() {
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     cfg["quantization_config"]["weight_block_size"] = serde_json::json!([4, 4]);
     std::fs::write(&p, cfg.to_string()).unwrap();
-    let e = Model::load(&fp8).unwrap_err();
+    let e = common::load_exact(&fp8).unwrap_err();
     assert!(
         matches!(&e, moe_core::Error::Shape { name, .. } if name.ends_with("weight_scale_inv")),
         "{e}"

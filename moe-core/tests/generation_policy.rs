@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use moe_core::{
-    ChatMessage, FinishReason, GenerateOptions, Generator, Model, SamplerParams, Session,
-    SessionParams, TextGenerator, TextOptions,
+    ChatMessage, ComputeOptions, FinishReason, GenerateOptions, Generator, LoadOptions, Model,
+    Precision, SamplerParams, Session, SessionParams, TextGenerator, TextOptions,
 };
 
 fn repo() -> PathBuf {
@@ -36,7 +36,10 @@ fn templated_demo() -> (tempfile::TempDir, Arc<Model>) {
     cfg["bos_token"] = "<|endoftext|>".into();
     cfg["chat_template"] = template.into();
     std::fs::write(tmp.path().join("tokenizer_config.json"), cfg.to_string()).unwrap();
-    let model = Arc::new(Model::load(tmp.path()).unwrap());
+    // The exact mode: the expectation was computed with f32 activations, and sampling turns the
+    // smallest change of a logit into other tokens.
+    let exact = LoadOptions::default().with_compute(ComputeOptions::new(None, Precision::F32));
+    let model = Arc::new(Model::load_with(tmp.path(), exact).unwrap());
     (tmp, model)
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{fixture_dirs, max_abs_diff, Reference};
-use moe_core::{LogitsMode, Model, Session, SessionParams};
+use moe_core::{LogitsMode, Session, SessionParams};
 
 const TOL: f32 = 1e-3;
 
@@ -15,7 +15,7 @@ fn check_family(family: &str) {
     for dir in fixture_dirs(family) {
         let reference = Reference::load(&dir.join("reference.safetensors"));
         let model =
-            Arc::new(Model::load(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
+            Arc::new(common::load_exact(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
         let v = model.vocab_size();
         let prompt = &reference.ids["input_ids"];
         let decode_ids = &reference.ids["decode_ids"];

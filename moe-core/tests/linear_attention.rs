@@ -15,7 +15,7 @@ use moe_core::{LogitsMode, Model, Session, SessionParams};
 fn load(name: &str) -> (Arc<Model>, Reference) {
     let dir = own_fixtures().join(name);
     (
-        Arc::new(Model::load(&dir).unwrap()),
+        Arc::new(common::load_exact(&dir).unwrap()),
         Reference::load(&dir.join("reference.safetensors")),
     )
 }
@@ -50,7 +50,7 @@ fn each_layer_states_its_cache_bytes() {
     assert_eq!(est.kv_cache_fixed_bytes, 6400);
     assert_eq!(est.kv_cache_bytes, 1000 * 1024 + 6400);
     // Other families hold no fixed state.
-    let qwen3 = Model::load(own_fixtures().join("qwen3_moe")).unwrap();
+    let qwen3 = common::load_exact(own_fixtures().join("qwen3_moe")).unwrap();
     assert_eq!(qwen3.kv_cache_fixed_bytes(), 0);
 }
 

@@ -41,6 +41,10 @@ fn model_load_and_load_with() {
 #[test]
 fn model_set_compute() {
     let mut m = Model::load(own_fixtures().join("mixtral")).unwrap();
+    // The library's default: bf16 activations for bf16 weights; the exact mode is one option away.
+    assert_eq!(m.precision(), Precision::Bf16);
+    assert_eq!(Precision::default(), Precision::Bf16);
+    assert_eq!(ComputeOptions::default().precision, Precision::Bf16);
     for bad in [0, 1 << 20, usize::MAX] {
         let e = m.set_compute(ComputeOptions::new(Some(bad), Precision::Bf16));
         assert!(matches!(e, Err(Error::InvalidArgument(_))), "{bad}");
@@ -49,6 +53,7 @@ fn model_set_compute() {
     m.set_compute(ComputeOptions::new(Some(1), Precision::F32))
         .unwrap();
     assert_eq!(m.threads(), 1);
+    assert_eq!(m.precision(), Precision::F32);
 }
 
 #[test]

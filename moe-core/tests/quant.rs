@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::{max_abs_diff, repo_root, Reference};
-use moe_core::{LogitsMode, Model, Session, SessionParams};
+use moe_core::{LogitsMode, Session, SessionParams};
 
 const TOL: f32 = 1e-3;
 
@@ -33,7 +33,8 @@ fn shared_quant(name: &str) -> Option<PathBuf> {
 /// Max abs diffs of prefill (all positions) and of each decode step against `reference.safetensors`.
 fn check_against_reference(dir: &Path) -> (f32, f32) {
     let reference = Reference::load(&dir.join("reference.safetensors"));
-    let model = Arc::new(Model::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
+    let model =
+        Arc::new(common::load_exact(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
     let v = model.vocab_size();
     let mut s = Session::new(model, &SessionParams::default()).unwrap();
     let logits = s
@@ -99,7 +100,7 @@ own_golden!(
 fn packed_weights_stay_packed_and_mapped() {
     use moe_core::internals::{expert_bytes, lm_head_is_packed, o_proj_storage};
     if let Some(d) = shared_quant("qwen3_moe_w4a16") {
-        let m = Model::load(&d).unwrap();
+        let m = common::load_exact(&d).unwrap();
         let (bytes, packed, mapped) = o_proj_storage(&m, 0).unwrap();
         assert!(packed && mapped);
         // 64x64 int4 codes + 64x2 bf16 scales.
@@ -107,7 +108,7 @@ fn packed_weights_stay_packed_and_mapped() {
         assert!(!lm_head_is_packed(&m));
     }
     if let Some(d) = shared_quant("gpt_oss_mxfp4") {
-        let m = Model::load(&d).unwrap();
+        let m = common::load_exact(&d).unwrap();
         // gate_up: 64 rows x 2 blocks x 16 bytes + 64x2 scales; down: 64x16 + 64 scales.
         assert_eq!(
             expert_bytes(&m, 0, 0),
@@ -125,7 +126,7 @@ fn load_with_quant_config(q: serde_json::Value) -> moe_core::Error {
         serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
     cfg["quantization_config"] = q;
     std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
-    Model::load(tmp.path()).unwrap_err()
+    common::load_exact(tmp.path()).unwrap_err()
 }
 
 #[test]
@@ -193,7 +194,8 @@ fn unsupported_quantization_configs_are_typed_errors_before_weights() {
 }
 
 fn logits(dir: &Path, ids: &[u32], decode: &[u32]) -> Vec<f32> {
-    let model = Arc::new(Model::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
+    let model =
+        Arc::new(common::load_exact(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())));
     let mut s = Session::new(model, &SessionParams::default()).unwrap();
     let mut out = s.prefill(ids, LogitsMode::All).unwrap();
     for &d in decode {
@@ -309,7 +311,7 @@ fn a_packed_module_the_config_ignores_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (p, f) = (tmp.path().join("packed"), tmp.path().join("float"));
     twins::write_int_twins(&common::own_fixtures().join("qwen3_moe"), &p, &f, &scheme);
-    match Model::load(&p).unwrap_err() {
+    match common::load_exact(&p).unwrap_err() {
         moe_core::Error::InconsistentConfig(m) => assert!(m.contains("self_attn"), "{m}"),
         e => panic!("{e}"),
     }
@@ -325,7 +327,7 @@ fn int8_activation_mode_stays_close_to_the_reference() {
         return;
     };
     let reference = Reference::load(&dir.join("reference.safetensors"));
-    let mut model = Model::load(&dir).unwrap();
+    let mut model = common::load_exact(&dir).unwrap();
     model
         .set_compute(moe_core::ComputeOptions::new(Some(2), Precision::Int8))
         .unwrap();

@@ -34,7 +34,12 @@ fn load_error(r: moe_core::Result<Model>, what: &str) -> Error {
 }
 
 fn load_quantized(dir: &Path, q: QuantizeOptions) -> moe_core::Result<Model> {
-    Model::load_with(dir, LoadOptions::default().with_quantization(q))
+    Model::load_with(
+        dir,
+        LoadOptions::default()
+            .with_quantization(q)
+            .with_compute(common::exact()),
+    )
 }
 
 /// Quantizing on load and loading the written checkpoint give bitwise-equal logits.
@@ -49,7 +54,7 @@ fn assert_same_as_saved(dir: &Path, q: QuantizeOptions) -> moe_core::QuantizeSum
         "{}: nothing quantized",
         dir.display()
     );
-    let reloaded = Model::load(&dst).unwrap();
+    let reloaded = common::load_exact(&dst).unwrap();
     assert!(reloaded.config().quant.pack_scheme().is_some());
     let saved = logits(reloaded, &ids);
     assert_eq!(on_load.len(), saved.len());
@@ -61,7 +66,7 @@ fn assert_same_as_saved(dir: &Path, q: QuantizeOptions) -> moe_core::QuantizeSum
         );
     }
     // And the quantized model is not the float one.
-    let float = logits(Model::load(dir).unwrap(), &ids);
+    let float = logits(common::load_exact(dir).unwrap(), &ids);
     assert_ne!(float, on_load);
     summary
 }
@@ -277,7 +282,7 @@ fn saved_tensors_unpack_within_half_a_step() {
 fn demo_fidelity_holds() {
     let text =
         std::fs::read_to_string(common::repo_root().join("examples/data/fidelity.txt")).unwrap();
-    let reference = Arc::new(Model::load(demo()).unwrap());
+    let reference = Arc::new(common::load_exact(demo()).unwrap());
     let tok = reference.tokenizer().unwrap().clone();
     let mut ids = tok.encode(&text, false).unwrap();
     ids.truncate(512);
@@ -308,12 +313,12 @@ const Q8_KL_MEAN: f64 = 0.001819;
 
 #[test]
 fn fidelity_and_quantize_checkpoint_refuse_bad_arguments() {
-    let demo = Arc::new(Model::load(demo()).unwrap());
+    let demo = Arc::new(common::load_exact(demo()).unwrap());
     for ids in [&[][..], &[3u32][..]] {
         let e = fidelity(&demo, &demo, ids).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
-    let other = Arc::new(Model::load(common::own_fixtures().join("qwen3_moe")).unwrap());
+    let other = Arc::new(common::load_exact(common::own_fixtures().join("qwen3_moe")).unwrap());
     let e = fidelity(&demo, &other, &[1, 2, 3]).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     let e = fidelity(&demo, &demo, &[1, 5_000_000]).unwrap_err();

@@ -11,7 +11,7 @@ use moe_core::{Error, LogitsMode, Model, Session, SessionParams, SparseMode};
 fn load(family: &str) -> (Arc<Model>, Reference) {
     let dir = own_fixtures().join(family);
     (
-        Arc::new(Model::load(&dir).unwrap()),
+        Arc::new(common::load_exact(&dir).unwrap()),
         Reference::load(&dir.join("reference.safetensors")),
     )
 }
@@ -171,7 +171,7 @@ fn memory_estimate_before_loading_matches_the_loaded_model() {
         let dir = common::own_fixtures().join(family);
         let tokens = 40;
         let est = Model::estimate_memory(&dir, Some(tokens)).unwrap();
-        let model = Arc::new(Model::load(&dir).unwrap());
+        let model = Arc::new(common::load_exact(&dir).unwrap());
         assert_eq!(
             est.kv_cache_bytes_per_token,
             model.kv_cache_bytes_per_token(),

@@ -31,7 +31,7 @@ fn load(family: &str) -> (Arc<Model>, Vec<u32>) {
     let r = common::Reference::load(&dir.join("reference.safetensors"));
     let mut ids = r.ids["input_ids"].clone();
     ids.extend(&r.ids["decode_ids"]);
-    (Arc::new(Model::load(&dir).unwrap()), ids)
+    (Arc::new(common::load_exact(&dir).unwrap()), ids)
 }
 
 /// A session in `dtype`, with room for the long prefill after a fork (some fixtures declare 64
@@ -268,7 +268,7 @@ fn another_model_and_another_version_are_typed_errors() {
     let (qwen3, ids) = load("qwen3_moe");
     let (twin, _) = load("qwen3_moe_tf5style");
     let (qwen2, _) = load("qwen2_moe");
-    let again = Arc::new(Model::load(own_fixtures().join("qwen3_moe")).unwrap());
+    let again = Arc::new(common::load_exact(own_fixtures().join("qwen3_moe")).unwrap());
     assert_eq!(again.fingerprint(), qwen3.fingerprint());
     let mut s = session(&qwen3, KvDType::F32);
     s.prefill(&ids[..5], LogitsMode::None).unwrap();

@@ -9,7 +9,7 @@ use moe_core::{ChatMessage, StreamDecoder, TextGenerator, TextOptions, Tokenizer
 use moe_core::{GenerateOptions, LogitsMode, Model, Session, SessionParams};
 
 fn demo() -> Arc<Model> {
-    Arc::new(Model::load(repo_root().join("models/tiny-deepseek-pycode")).unwrap())
+    Arc::new(common::load_exact(repo_root().join("models/tiny-deepseek-pycode")).unwrap())
 }
 
 #[test]

@@ -34,8 +34,8 @@ pub use logging::{moe_log_fn, moe_log_level, moe_log_set_callback};
 pub use model::{
     moe_estimate_memory, moe_memory_estimate, moe_model, moe_model_architecture,
     moe_model_default_params, moe_model_eos_tokens, moe_model_family, moe_model_free,
-    moe_model_load, moe_model_max_context, moe_model_params, moe_model_threads,
-    moe_model_vocab_size, moe_precision, moe_progress_fn, moe_quantize_scope,
+    moe_model_load, moe_model_max_context, moe_model_params, moe_model_precision,
+    moe_model_threads, moe_model_vocab_size, moe_precision, moe_progress_fn, moe_quantize_scope,
 };
 pub use quantize::{
     moe_checkpoint_quantize, moe_quantize_default_params, moe_quantize_params,

@@ -53,17 +53,20 @@ pub struct moe_model_params {
     /// Passed unchanged to `progress`; the library never dereferences it.
     pub progress_user_data: *mut c_void,
     /// Worker threads for this model's products (prefill and decode split rows across them);
-    /// 0 (the default) uses one shared pool with a thread per core.
+    /// 0 (the default) uses a thread per core: one shared pool at the default precision, a pool of
+    /// the model's own at another (`MOE_PRECISION_F32`).
     pub threads: u32,
     /// Read the safetensors files into memory instead of mapping them (default false). A mapped file
     /// that is truncated or rewritten while the model lives crashes the process with SIGBUS on the
     /// next access; a copy is immune, for files on unreliable storage, at the cost of their size in
     /// RAM.
     pub copy_weights: bool,
-    /// How activations meet bf16 weights in prefill products: `MOE_PRECISION_F32` (the default:
-    /// exact, matches the reference), `MOE_PRECISION_BF16` (activations rounded to bf16, faster,
-    /// about three significant digits) or `MOE_PRECISION_INT8` (int8 activations for packed int4/int8
-    /// weights). Other values are `MOE_ERR_INVALID_ARGUMENT`.
+    /// How activations meet bf16 weights in products: `MOE_PRECISION_BF16` (the default of
+    /// `moe_model_default_params()`: activations rounded to bf16 in products with bf16 weights, as
+    /// llama.cpp's BF16 path and PyTorch bf16 do; faster, about three significant digits),
+    /// `MOE_PRECISION_F32` (the exact mode: matches the reference) or `MOE_PRECISION_INT8` (int8
+    /// activations for packed int4/int8 weights). Other values are `MOE_ERR_INVALID_ARGUMENT`. A
+    /// zero-filled struct holds `MOE_PRECISION_F32`: start from `moe_model_default_params()`.
     pub precision: moe_precision_arg,
     /// Quantize the checkpoint's bf16/f16/f32 linear layers while loading: 0 (the default) keeps
     /// every weight in its stored dtype, 4 or 8 quantizes to symmetric int4/int8 groups (the layout
@@ -126,9 +129,10 @@ pub(crate) fn quantize_options(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
 pub enum moe_precision {
-    /// f32 activations: products match the reference implementation (the default).
+    /// The exact mode: f32 activations, products match the reference implementation.
     MOE_PRECISION_F32 = 0,
-    /// Activations rounded to bf16 in products with bf16 weights, as llama.cpp's BF16 path does.
+    /// Activations rounded to bf16 in products with bf16 weights, as llama.cpp's BF16 path and
+    /// PyTorch bf16 do (the default of `moe_model_default_params()`).
     MOE_PRECISION_BF16 = 1,
     /// Activations quantized to int8 (per token and block of 32) in products with packed int4/int8
     /// weights, with integer dot products; not exact.
@@ -152,7 +156,8 @@ fn precision_of(raw: moe_precision_arg) -> FfiResult<Precision> {
     }
 }
 
-/// The default model parameters: no progress callback.
+/// The default model parameters: no progress callback, every core, mapped weights, no quantization,
+/// `MOE_PRECISION_BF16` (set `precision = MOE_PRECISION_F32` for the exact mode).
 ///
 /// Thread-safety: may be called from any thread.
 #[no_mangle]
@@ -165,7 +170,7 @@ const DEFAULT_PARAMS: moe_model_params = moe_model_params {
     progress_user_data: std::ptr::null_mut(),
     threads: 0,
     copy_weights: false,
-    precision: moe_precision::MOE_PRECISION_F32 as moe_precision_arg,
+    precision: moe_precision::MOE_PRECISION_BF16 as moe_precision_arg,
     quantize_bits: 0,
     quantize_group_size: 0,
     quantize_scope: moe_quantize_scope::MOE_QUANTIZE_SCOPE_EXPERTS as moe_quantize_scope_arg,
@@ -212,7 +217,7 @@ pub unsafe extern "C" fn moe_model_load(
                 .is_some()
                 .then_some(&mut report as &mut dyn FnMut(usize, usize));
             let precision = precision_of(params.precision)?;
-            if params.threads > 0 || precision != Precision::F32 {
+            if params.threads > 0 || precision != Precision::DEFAULT {
                 let threads = (params.threads > 0).then_some(params.threads as usize);
                 opts.compute = Some(ComputeOptions::new(threads, precision));
             }
@@ -304,6 +309,38 @@ pub unsafe extern "C" fn moe_model_threads(model: *const moe_model) -> u32 {
             // SAFETY: forwarded caller promise.
             let m = unsafe { model_ref(model) }?;
             Ok(m.model.threads() as u32)
+        })
+    }
+}
+
+/// How this model's products meet bf16 weights (`moe_model_params.precision`), written to `*out`:
+/// `MOE_PRECISION_BF16` for a model loaded with the defaults, `MOE_PRECISION_F32` in the exact mode.
+/// Fails with `MOE_ERR_NULL_ARGUMENT` for a NULL `model` or `out` and `MOE_ERR_INVALID_HANDLE` for a
+/// pointer that is not a live model, leaving `*out` untouched.
+///
+/// Thread-safety: may be called from any thread, concurrently with other calls on the model.
+///
+/// # Safety
+/// `model` must be NULL or a model handle not being freed during the call; `out` NULL or valid for
+/// writing one `moe_precision`.
+#[no_mangle]
+pub unsafe extern "C" fn moe_model_precision(
+    model: *const moe_model,
+    out: *mut moe_precision_arg,
+) -> moe_status {
+    ffi_boundary! {
+        status_of(|| {
+            // SAFETY: forwarded caller promise.
+            let m = unsafe { model_ref(model) }?;
+            let out = out_ptr(out, "out")?;
+            let p = match m.model.precision() {
+                Precision::F32 => moe_precision::MOE_PRECISION_F32,
+                Precision::Bf16 => moe_precision::MOE_PRECISION_BF16,
+                Precision::Int8 => moe_precision::MOE_PRECISION_INT8,
+            };
+            // SAFETY: `out` was checked by `out_ptr`.
+            unsafe { write_out(out, p as moe_precision_arg) };
+            Ok(())
         })
     }
 }

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{c_greedy, fixture, max_abs_diff, CModel, Reference, FAMILIES, TOL};
-use moe_core::{LogitsMode, Model, Session, SessionParams};
+use moe_core::{LogitsMode, Session, SessionParams};
 
 fn check(family: &str) {
     let dir = fixture(family);
@@ -19,7 +19,7 @@ fn check(family: &str) {
     let c_model = CModel::load(&dir);
     let v = c_model.vocab();
     let mut c = c_model.session();
-    let rust_model = Arc::new(Model::load(&dir).unwrap());
+    let rust_model = Arc::new(common::rust_exact(&dir).unwrap());
     assert_eq!(v, rust_model.vocab_size());
     let mut r = Session::new(rust_model, &SessionParams::default()).unwrap();
 

@@ -10,6 +10,8 @@ use std::path::Path;
 use common::{ok, repo_root};
 use moe::moe_finish_reason::{self, *};
 use moe::moe_status::*;
+use moe_core::internals::kernels::{choose, Isa, ProductKind};
+use moe_core::Precision;
 
 /// The demo model with the policy fixture's chat template, in a temporary folder.
 fn templated_demo() -> tempfile::TempDir {
@@ -312,6 +314,74 @@ fn precision_is_a_model_parameter() {
     // bf16 activations change the numbers a little (about three significant digits) where the CPU
     // has bf16 products, never a lot.
     assert!(d < 0.1, "f32 vs bf16 max abs diff {d}");
+}
+
+/// Mean over positions of KL(softmax(p) ‖ softmax(q)) for logits rows of `v`.
+fn mean_kl(p: &[f32], q: &[f32], v: usize) -> f64 {
+    let log_softmax = |row: &[f32]| {
+        let m = row.iter().fold(f64::NEG_INFINITY, |a, &x| a.max(x as f64));
+        let z = row.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln() + m;
+        row.iter().map(|&x| x as f64 - z).collect::<Vec<f64>>()
+    };
+    let rows = p.len() / v;
+    let mut total = 0.0;
+    for (a, b) in p.chunks_exact(v).zip(q.chunks_exact(v)) {
+        let (la, lb) = (log_softmax(a), log_softmax(b));
+        total += la
+            .iter()
+            .zip(&lb)
+            .map(|(x, y)| x.exp() * (x - y))
+            .sum::<f64>();
+    }
+    total / rows as f64
+}
+
+/// The defaults (`moe_model_default_params()` or NULL params) are bf16 activations for bf16 weights;
+/// `precision = MOE_PRECISION_F32` is the exact mode, which matches the reference. On the demo model
+/// (bf16 weights) the two differ a little where the CPU has bf16 arithmetic.
+#[test]
+fn the_default_precision_is_bf16_and_f32_is_the_exact_mode() {
+    use moe::moe_precision::{MOE_PRECISION_BF16, MOE_PRECISION_F32};
+    assert_eq!(
+        moe::moe_model_default_params().precision,
+        MOE_PRECISION_BF16 as u32
+    );
+    let dir = common::repo_root().join("models/tiny-deepseek-pycode");
+    let reference = common::Reference::load(&dir);
+    let prompt = &reference.ids["input_ids"];
+    let default = common::CModel::load_default(&dir);
+    assert_eq!(default.precision(), MOE_PRECISION_BF16 as u32);
+    let (s, m) = load(&dir, MOE_PRECISION_BF16 as u32);
+    assert_eq!(s, MOE_OK);
+    assert_eq!(common::CModel(m).precision(), MOE_PRECISION_BF16 as u32);
+    let exact = common::CModel::load(&dir);
+    assert_eq!(exact.precision(), MOE_PRECISION_F32 as u32);
+    let (mut sd, mut se) = (default.session(), exact.session());
+    let mut got = sd.prefill_all(prompt);
+    let mut want = se.prefill_all(prompt);
+    let d = common::max_abs_diff(&want, &reference.floats["prefill_logits"]);
+    assert!(d < common::TOL, "exact vs reference {d}");
+    let token = reference.ids["decode_ids"][0];
+    got.extend(sd.decode(token));
+    want.extend(se.decode(token));
+    // Close in distribution: a rounding may flip a routing choice at some position, which moves that
+    // position's logits by more than a bound on the largest difference would allow.
+    let v = default.vocab();
+    let kl = mean_kl(&want, &got, v);
+    assert!(kl < 3e-2, "default vs exact: mean KL {kl}");
+    let rounds = [ProductKind::Prefill, ProductKind::Decode]
+        .into_iter()
+        .any(|k| choose(k, Precision::Bf16) == Isa::Avx512Bf16);
+    if rounds {
+        assert!(got != want, "the default computed the exact logits");
+    }
+    let mut p = 0u32;
+    // SAFETY: NULL is refused with a status, never dereferenced.
+    let s = unsafe { moe::moe_model_precision(std::ptr::null(), &mut p) };
+    assert_eq!(s, MOE_ERR_NULL_ARGUMENT);
+    // SAFETY: a live handle; a NULL out-pointer is refused.
+    let s = unsafe { moe::moe_model_precision(exact.0, std::ptr::null_mut()) };
+    assert_eq!(s, MOE_ERR_NULL_ARGUMENT);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{fixture, max_abs_diff, repo_root, CModel, Reference, TOL};
-use moe_core::{LogitsMode, Model, Session, SessionParams};
+use moe_core::{LogitsMode, Session, SessionParams};
 
 const QUANT_OWN: [&str; 5] = [
     "gpt_oss_mxfp4",
@@ -53,7 +53,7 @@ fn check_set(root: &Path, names: &[&str]) {
         let v = c_model.vocab();
         let mut c = c_model.session();
         let mut r = Session::new(
-            Arc::new(Model::load(&dir).unwrap()),
+            Arc::new(common::rust_exact(&dir).unwrap()),
             &SessionParams::default(),
         )
         .unwrap();

@@ -64,7 +64,7 @@ fn quantize_on_load_save_reload_and_generate_through_the_c_abi() {
     // SAFETY: valid C strings and params.
     ok(unsafe { moe::moe_checkpoint_quantize(src_c.as_ptr(), dst_c.as_ptr(), &params) });
     assert!(calls > 0);
-    let reloaded = CModel::load(&dst);
+    let reloaded = CModel::load_default(&dst); // the defaults, as `c` was loaded
     let mut session = reloaded.session();
     assert_eq!(session.prefill_all(&prompt), c_logits);
     // Greedy decoding runs on the reloaded checkpoint.

@@ -106,7 +106,7 @@ fn c_detokenize(m: &CModel, ids: &[u32], skip_special: bool) -> String {
 #[test]
 fn tokenize_and_detokenize_match_the_rust_tokenizer() {
     let c = CModel::load(&demo_dir());
-    let rust = Model::load(demo_dir()).unwrap();
+    let rust = common::rust_exact(demo_dir()).unwrap();
     let tok = rust.tokenizer().unwrap();
     for text in [
         PROMPT,
@@ -271,7 +271,7 @@ fn greedy_generation_streams_the_documented_text() {
 #[test]
 fn sampled_generation_with_stop_strings_matches_rust() {
     let c = CModel::load(&demo_dir());
-    let rust = Arc::new(Model::load(demo_dir()).unwrap());
+    let rust = Arc::new(common::rust_exact(demo_dir()).unwrap());
     let prompt = "import os\n\n\ndef ";
     let ids = rust.tokenizer().unwrap().encode(prompt, true).unwrap();
     let sampler = SamplerParams::default()
@@ -421,7 +421,7 @@ impl Drop for RemoveOnDrop {
 fn chat_templates_and_chat_generation_match_rust() {
     let dir = RemoveOnDrop(chat_model_dir());
     let c = CModel::load(&dir.0);
-    let rust = Arc::new(Model::load(&dir.0).unwrap());
+    let rust = Arc::new(common::rust_exact(&dir.0).unwrap());
     // SAFETY: live models.
     unsafe {
         assert!(moe::moe_model_has_chat_template(c.0));

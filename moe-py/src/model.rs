@@ -26,8 +26,10 @@ impl PyModel {
     /// (`max_context=None` is the model's `max_position_embeddings`; `sparse=False` makes
     /// DeepSeek-sparse-attention layers attend densely). `progress(done, total)` is called after each
     /// layer is loaded. `threads` runs the model's products on a dedicated pool of that many workers
-    /// (default: the shared pool over all cores); `precision="bf16"` rounds activations to bf16 in
-    /// prefill products with bf16 weights (faster, ~3 significant digits; default `"f32"`).
+    /// (default: the shared pool over all cores). `precision` is how activations meet bf16 weights:
+    /// `"bf16"` (the default) rounds them to bf16 in products with bf16 weights, as llama.cpp's BF16
+    /// path and PyTorch bf16 do (faster, ~3 significant digits); `"f32"` is the exact mode (the
+    /// reference's results); `"int8"` quantizes them to int8 in products with int4/int8 weights.
     /// `copy_weights=True` reads the safetensors files into memory instead of mapping them (a mapped
     /// file that changes while the model lives crashes the process with SIGBUS). `quantize="q4"` or
     /// `"q8"` quantizes a bf16/f16/f32 checkpoint's linear layers to symmetric int4/int8 groups while
@@ -40,7 +42,7 @@ impl PyModel {
     #[new]
     #[pyo3(signature = (
         path, *, max_context = None, sparse = true, progress = None, threads = None,
-        precision = "f32", copy_weights = false, quantize = None, group_size = None,
+        precision = "bf16", copy_weights = false, quantize = None, group_size = None,
         quantize_scope = "experts"
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -81,7 +83,7 @@ impl PyModel {
             }
         };
         let mut callback_error: Option<PyErr> = None;
-        let compute = (threads.is_some() || precision != Precision::F32)
+        let compute = (threads.is_some() || precision != Precision::DEFAULT)
             .then(|| ComputeOptions::new(threads, precision));
         let loaded = py.detach(|| match &progress {
             None => {
@@ -182,6 +184,13 @@ impl PyModel {
     #[getter]
     fn hidden_size(&self) -> usize {
         self.inner.config().hidden_size
+    }
+
+    /// How the model's products meet bf16 weights: `"bf16"` (the default), `"f32"` (the exact
+    /// mode) or `"int8"`.
+    #[getter]
+    fn precision(&self) -> &'static str {
+        self.inner.precision().name()
     }
 
     /// Worker threads the model's products are split over.

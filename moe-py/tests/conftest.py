@@ -22,6 +22,9 @@ FAMILIES = sorted(p.name for p in FIXTURES.glob("*") if (p / "reference.safetens
 #: Agreement with the reference implementation (transformers, f32), as in the Rust golden tests.
 TOL = 1e-3
 
+#: The exact mode, which the golden tests use (the library's default is "bf16").
+EXACT = "f32"
+
 
 def fixture_dir(family: str) -> Path:
     path = FIXTURES / family
@@ -33,9 +36,10 @@ _models: dict[str, moe.Model] = {}
 
 
 def load_model(family: str) -> moe.Model:
-    """One shared model per family for the whole run (a model is immutable and thread-safe)."""
+    """One shared model per family for the whole run (a model is immutable and thread-safe), in the
+    exact mode (`precision="f32"`): the golden tests compare with the f32 reference."""
     if family not in _models:
-        _models[family] = moe.Model(fixture_dir(family))
+        _models[family] = moe.Model(fixture_dir(family), precision=EXACT)
     return _models[family]
 
 

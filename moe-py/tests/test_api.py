@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
 from conftest import TOL, fixture_dir, load_model, load_reference
 
 import moe
@@ -195,15 +196,51 @@ def test_repetition_penalty_changes_greedy_output(model, reference):
 
 
 def test_dedicated_pool_and_precision(reference):
-    one = moe.Model(fixture_dir("deepseek_v3"), threads=1)
-    assert one.threads == 1
+    one = moe.Model(fixture_dir("deepseek_v3"), threads=1, precision="f32")
+    assert one.threads == 1 and one.precision == "f32"
     logits = one.session().prefill(reference["input_ids"], all_logits=True)
     np.testing.assert_allclose(logits, reference["prefill_logits"], rtol=0, atol=TOL)
     fast = moe.Model(fixture_dir("deepseek_v3"), threads=2, precision="bf16")
-    assert fast.threads == 2
+    assert fast.threads == 2 and fast.precision == "bf16"
     approx = fast.session().prefill(reference["input_ids"], all_logits=True)
     scale = np.abs(reference["prefill_logits"]).max()
     np.testing.assert_allclose(approx, reference["prefill_logits"], rtol=0, atol=0.05 * scale)
+
+
+def test_default_precision_is_bf16_and_exact_is_one_option_away():
+    """A model loaded with the defaults computes bf16 activations for bf16 weights (the demo model's
+    weights are bf16): its logits are close to the exact mode's but not the same."""
+    demo = Path(__file__).resolve().parents[2] / "models" / "tiny-deepseek-pycode"
+    ref = load_file(str(demo / "reference.safetensors"))
+    default, exact = moe.Model(demo), moe.Model(demo, precision="f32")
+    assert default.precision == "bf16" and exact.precision == "f32"
+    assert moe.Model(demo, threads=1).precision == "bf16"
+    # A prefill and a decode step (one token: where Intel's measured choice keeps bf16 arithmetic).
+    sd, se = default.session(), exact.session()
+    got = sd.prefill(ref["input_ids"], all_logits=True)
+    want = se.prefill(ref["input_ids"], all_logits=True)
+    np.testing.assert_allclose(want, ref["prefill_logits"], rtol=0, atol=TOL)
+    token = int(ref["decode_ids"][0])
+    got_d, want_d = sd.decode(token), se.decode(token)
+    np.testing.assert_allclose(want_d, ref["decode_logits"][0], rtol=0, atol=TOL)
+    # Close in distribution (a rounding may flip a routing choice at some position, which moves that
+    # position's logits by more than a bound on the largest difference would allow).
+    stream = [int(t) for t in ref["input_ids"]] + [int(t) for t in ref["decode_ids"]]
+    f = moe.fidelity(exact, default, stream)
+    assert f["kl_mean"] < 3e-2 and f["top1_agreement"] >= 0.9, f
+    # Where the CPU has bf16 arithmetic (AVX512_BF16) the rounding shows; elsewhere bf16-weight
+    # products keep f32 activations and both modes agree.
+    if _has_avx512_bf16():
+        assert not (np.array_equal(got, want) and np.array_equal(got_d, want_d))
+        assert f["kl_mean"] > 0
+
+
+def _has_avx512_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "avx512_bf16" in f.read()
+    except OSError:
+        return False
 
 
 @pytest.mark.parametrize("kwargs", [{"threads": 0}, {"threads": -2}, {"precision": "fp8"}])

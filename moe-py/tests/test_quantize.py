@@ -50,13 +50,13 @@ def test_bad_quantize_options_raise():
 
 
 def test_fidelity_q8_closer_than_q4():
-    ref = moe.Model(DEMO)
+    ref = moe.Model(DEMO, precision="f32")
     text = (DEMO.parents[1] / "examples" / "data" / "fidelity.txt").read_text()
     ids = ref.tokenizer.encode(text, add_special_tokens=False)[:128]
     same = moe.fidelity(ref, ref, ids)
     assert same["kl_mean"] == 0 and same["top1_agreement"] == 1 and same["tokens"] == len(ids)
-    q8 = moe.fidelity(ref, moe.Model(DEMO, quantize="q8"), ids)
-    q4 = moe.fidelity(ref, moe.Model(DEMO, quantize="q4"), ids)
+    q8 = moe.fidelity(ref, moe.Model(DEMO, quantize="q8", precision="f32"), ids)
+    q4 = moe.fidelity(ref, moe.Model(DEMO, quantize="q4", precision="f32"), ids)
     assert 0 < q8["kl_mean"] < q4["kl_mean"]
     assert q4["bytes_per_token"] < q8["bytes_per_token"] < q8["bytes_per_token_ref"]
     with pytest.raises(moe.InvalidArgumentError):

@@ -26,7 +26,7 @@ TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def demo() -> moe.Model:
-    return moe.Model(DEMO)
+    return moe.Model(DEMO, precision="f32")  # the exact mode: compared with the reference
 
 
 @pytest.fixture(scope="module")

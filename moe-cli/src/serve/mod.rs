@@ -18,6 +18,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use clap::Args;
 
+use moe_core::Precision;
+
 use crate::common::{load_model, model_dir};
 use metrics::Metrics;
 use routes::{AppState, Limits};
@@ -37,6 +39,10 @@ pub(crate) struct ServeArgs {
     /// Worker threads of the model (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// How activations meet bf16 weights: f32 (the exact mode), bf16 or int8 (default: the
+    /// library's, bf16 activations for bf16 weights).
+    #[arg(long, value_name = "f32|bf16|int8")]
+    precision: Option<Precision>,
     /// Most sequences stepped together.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_batch: u32,
@@ -65,7 +71,7 @@ pub(crate) struct ServeArgs {
 
 pub(crate) fn serve(a: ServeArgs) -> Result<(), String> {
     let dir = model_dir(&a.model);
-    let model = load_model(&dir, a.threads)?;
+    let model = load_model(&dir, a.threads, a.precision)?;
     let trained = model.config().max_position_embeddings;
     let max_context = a.max_context.unwrap_or(trained);
     if max_context < 2 {

@@ -459,7 +459,7 @@ mod tests {
     use crate::common::{default_model, load_model};
 
     fn state(max_context: usize, max_tokens: usize) -> AppState {
-        let model = load_model(&default_model(), Some(1)).unwrap();
+        let model = load_model(&default_model(), Some(1), None).unwrap();
         let metrics = Arc::new(Metrics::default());
         let config = super::super::scheduler::Config {
             max_batch: 1,

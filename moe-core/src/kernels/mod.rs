@@ -144,16 +144,24 @@ pub fn force_isa(level: &str) -> Result<Isa, String> {
     }
 }
 
-/// How activations meet bf16 weights in matrix-matrix products (prefill).
+/// How activations meet bf16 weights in products.
+///
+/// The default is [`Precision::Bf16`], the library's default for bf16 checkpoints (as llama.cpp's
+/// BF16 path and PyTorch bf16 compute): a model loaded without [`ComputeOptions`](crate::ComputeOptions)
+/// runs its bf16-weight products at it. [`Precision::F32`] is the exact mode (the reference's
+/// results, ~1e-4 on the test models' logits), one option away in every binding. Products with
+/// f32/f16 weights and packed FP8/int4/int8 weights are the same in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// f32 activations: the result is the f32 product of the stored weights with the activations
-    /// (on AVX512_BF16 the activations are split into two bf16 halves, ~16 bits each).
-    #[default]
+    /// The exact mode: f32 activations, the result is the f32 product of the stored weights with
+    /// the activations (on AVX512_BF16 the activations are split into two bf16 halves, ~16 bits
+    /// each).
     F32,
-    /// Activations rounded to bf16 in products with bf16 weights, like llama.cpp's BF16 path and
-    /// PyTorch bf16: twice the arithmetic rate in prefill, ~3% less work per byte in decode, ~3
-    /// significant digits per product.
+    /// The default: activations rounded to bf16 in products with bf16 weights, like llama.cpp's
+    /// BF16 path and PyTorch bf16: twice the arithmetic rate in prefill, ~3% less work per byte in
+    /// decode, ~3 significant digits per product. Where the level chosen for a product has no bf16
+    /// arithmetic (AVX2, NEON, the widen + FMA choice of kernels/choice.rs) the product stays exact.
+    #[default]
     Bf16,
     /// Products with packed int4/int8 weights quantize the activations to int8 per token and block of
     /// 32 and use integer dot products (AVX512-VNNI, AVX2 or NEON; elsewhere they stay exact): each
@@ -163,8 +171,45 @@ pub enum Precision {
     Int8,
 }
 
+impl Precision {
+    /// The library's default, [`Precision::Bf16`] (= `Precision::default()`, usable in constants).
+    pub const DEFAULT: Precision = Precision::Bf16;
+
+    /// The mode's name as the bindings and examples spell it: `"f32"`, `"bf16"` or `"int8"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!(
+                "precision must be f32, bf16 or int8, not {other:?}"
+            )),
+        }
+    }
+}
+
 thread_local! {
-    static PRECISION: Cell<Precision> = const { Cell::new(Precision::F32) };
+    /// Threads of a model's pool hold its precision (set by [`build_pool`]); every other thread
+    /// (the caller's, rayon's global pool, a pool of the application) the default, which is the
+    /// precision of a model loaded without a dedicated pool.
+    static PRECISION: Cell<Precision> = const { Cell::new(Precision::DEFAULT) };
 }
 
 /// The precision of products started on this thread (set by a model's pool, see [`build_pool`]).
@@ -175,6 +220,20 @@ pub(crate) fn current_precision() -> Precision {
 /// Sets the precision of products started on this thread.
 pub(crate) fn set_thread_precision(p: Precision) {
     PRECISION.with(|c| c.set(p));
+}
+
+/// A pool over every core at `precision`, built on first use and shared by the models without a
+/// dedicated pool that are called from a thread of another precision (a worker of another
+/// model's pool): their products must not run at that pool's precision.
+pub(crate) fn shared_pool(precision: Precision) -> &'static rayon::ThreadPool {
+    static POOLS: [OnceLock<rayon::ThreadPool>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let i = match precision {
+        Precision::F32 => 0,
+        Precision::Bf16 => 1,
+        Precision::Int8 => 2,
+    };
+    POOLS[i].get_or_init(|| build_pool(None, precision).expect("building the shared thread pool"))
 }
 
 /// A rayon pool of `threads` workers (all cores when `None`) whose products run at `precision`.
@@ -617,7 +676,10 @@ mod tests {
             let wb: Vec<bf16> = w32.iter().map(|v| bf16::from_f32(*v)).collect();
             let x = rand_vec(t * cols, &mut seed);
             let mut y = vec![0.0; t * rows];
-            matmul_t(MatRef::new(FloatData::BF16(&wb), rows, cols), &x, t, &mut y);
+            // The exact mode (a pool's threads hold its precision; others the default, bf16).
+            build_pool(Some(2), Precision::F32)
+                .unwrap()
+                .install(|| matmul_t(MatRef::new(FloatData::BF16(&wb), rows, cols), &x, t, &mut y));
             for i in 0..t {
                 for r in 0..rows {
                     let want: f64 = (0..cols)

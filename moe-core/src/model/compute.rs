@@ -8,7 +8,8 @@ use crate::kernels::Precision;
 pub struct ComputeOptions {
     /// Worker threads of the model's dedicated pool; `None` uses every core. Must not be 0.
     pub threads: Option<usize>,
-    /// How activations meet bf16 weights in prefill products.
+    /// How activations meet bf16 weights in products ([`Precision::Bf16`] by default; [`Precision::F32`]
+    /// is the exact mode).
     pub precision: Precision,
 }
 

@@ -20,6 +20,7 @@ use crate::cache::{KvCache, KvDType, LayerCache, ModelCache};
 use crate::config::quantize::{QuantizeOptions, QuantizePlan};
 use crate::config::{GenerationConfig, ModelConfig};
 use crate::error::{Error, Result};
+use crate::kernels::Precision;
 use crate::layers::{Embedding, Linear, Orientation, RmsNorm};
 #[cfg(feature = "text")]
 use crate::text::Tokenizer;
@@ -46,8 +47,10 @@ pub enum LogitsMode {
 pub struct LoadOptions<'a> {
     /// Called after each layer is set up with `(layers_done, layers_total)`.
     pub progress: Option<&'a mut dyn FnMut(usize, usize)>,
-    /// Threads and precision of the model's products (see [`Model::set_compute`]); `None` keeps
-    /// rayon's global pool at f32 precision.
+    /// Threads and precision of the model's products (see [`Model::set_compute`]); `None` runs
+    /// them on the caller's rayon pool at the default precision, [`Precision::Bf16`](crate::Precision)
+    /// (bf16 activations for bf16 weights). The exact mode is
+    /// `Some(ComputeOptions::new(None, Precision::F32))`.
     pub compute: Option<ComputeOptions>,
     /// Read the safetensors files into memory instead of mapping them. A mapped file that is
     /// truncated or rewritten while the model lives makes the process fault (SIGBUS) on the next
@@ -117,6 +120,8 @@ pub struct Model {
     checkpoint: Arc<Checkpoint>,
     /// The dedicated worker pool set by [`Model::set_compute`]; `None` runs on rayon's global pool.
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The precision of every product of this model: the pool's, else [`Precision::DEFAULT`].
+    precision: Precision,
 }
 
 impl Model {
@@ -228,6 +233,7 @@ impl Model {
             id: NEXT_MODEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             checkpoint,
             pool: None,
+            precision: Precision::DEFAULT,
         };
         if let Some(c) = opts.compute {
             model.set_compute(c)?;
@@ -249,8 +255,9 @@ impl Model {
     }
 
     /// Runs this model's products on a dedicated pool of `compute.threads` workers (all cores when
-    /// `None`), with activations meeting bf16 weights at `compute.precision` in prefill products.
-    /// Without a call the model uses rayon's global pool at [`Precision::F32`](crate::Precision).
+    /// `None`), with activations meeting bf16 weights at `compute.precision`. Without a call the
+    /// model runs on the caller's rayon pool at the default precision, [`Precision::Bf16`]; the exact
+    /// mode is `set_compute(ComputeOptions::new(None, Precision::F32))`.
     pub fn set_compute(&mut self, compute: ComputeOptions) -> Result<()> {
         match compute.threads {
             Some(0) => return Err(Error::InvalidArgument("threads must be at least 1".into())),
@@ -264,6 +271,7 @@ impl Model {
         let pool = crate::kernels::build_pool(compute.threads, compute.precision)
             .map_err(|e| Error::InvalidArgument(format!("thread pool: {e}")))?;
         self.pool = Some(Arc::new(pool));
+        self.precision = compute.precision;
         log::debug!(
             "compute: {} threads, {:?} precision, kernels {}",
             self.threads(),
@@ -290,6 +298,12 @@ impl Model {
         &self.generation_config
     }
 
+    /// How this model's products meet bf16 weights: [`Precision::Bf16`] (the default) unless
+    /// [`ComputeOptions`] said otherwise at load or in [`Model::set_compute`].
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// Worker threads the products of this model are split over.
     pub fn threads(&self) -> usize {
         match &self.pool {
@@ -300,10 +314,17 @@ impl Model {
 
     /// Runs `f` on this model's pool (or the caller's when it has none), its other workers kept
     /// polling for work meanwhile (see [`crate::kernels::run_spinning`]).
+    ///
+    /// Every product reads its precision from the thread it runs on: a pool's workers hold the
+    /// pool's, every other thread [`Precision::DEFAULT`]. A model without a pool has the default
+    /// precision, so the caller's pool computes it right unless the caller is a worker of another
+    /// model's pool at another precision; then `f` runs on the shared pool of the default
+    /// precision instead.
     fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
             Some(p) => crate::kernels::run_spinning(p, f),
-            None => f(),
+            None if crate::kernels::current_precision() == self.precision => f(),
+            None => crate::kernels::run_spinning(crate::kernels::shared_pool(self.precision), f),
         }
     }
 

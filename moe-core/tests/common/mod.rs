@@ -6,6 +6,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use moe_core::internals::read_safetensors_file;
+use moe_core::{ComputeOptions, LoadOptions, Model, Precision};
+
+/// The exact mode ([`Precision::F32`] on a pool over every core): the golden tests compare with f32
+/// references, and the library's default is bf16 activations for bf16 weights.
+pub fn exact() -> ComputeOptions {
+    ComputeOptions::new(None, Precision::F32)
+}
+
+/// Loads `dir` in the exact mode (see [`exact`]).
+pub fn load_exact(dir: impl AsRef<Path>) -> moe_core::Result<Model> {
+    Model::load_with(dir, LoadOptions::default().with_compute(exact()))
+}
 
 /// The repository root (parent of moe-core).
 pub fn repo_root() -> PathBuf {

@@ -9,6 +9,15 @@ use std::path::{Path, PathBuf};
 
 use moe::{moe_model, moe_session, moe_status};
 use moe_core::internals::read_safetensors_file;
+use moe_core::{ComputeOptions, LoadOptions, Model, Precision};
+
+/// Loads `dir` through moe-core in the exact mode, as [`CModel::load`] does through the C ABI.
+pub fn rust_exact(dir: impl AsRef<Path>) -> moe_core::Result<Model> {
+    Model::load_with(
+        dir,
+        LoadOptions::default().with_compute(ComputeOptions::new(None, Precision::F32)),
+    )
+}
 
 pub const TOL: f32 = 1e-3;
 
@@ -92,7 +101,14 @@ unsafe impl Send for CModel {}
 unsafe impl Sync for CModel {}
 
 impl CModel {
+    /// Loads `dir` in the exact mode (`precision = MOE_PRECISION_F32`): the golden tests compare
+    /// with f32 references and the library's default is bf16 activations for bf16 weights.
     pub fn load(dir: &Path) -> CModel {
+        Self::load_with_threads(dir, 0)
+    }
+
+    /// Loads `dir` with NULL params: the library's defaults (bf16 activations).
+    pub fn load_default(dir: &Path) -> CModel {
         let path = CString::new(dir.to_str().unwrap()).unwrap();
         let mut m = std::ptr::null_mut();
         // SAFETY: valid C string, NULL params, valid out-pointer.
@@ -100,15 +116,24 @@ impl CModel {
         CModel(m)
     }
 
-    /// Loads with `threads` workers for the model's products.
+    /// Loads in the exact mode with `threads` workers for the model's products (0: every core).
     pub fn load_with_threads(dir: &Path, threads: u32) -> CModel {
         let path = CString::new(dir.to_str().unwrap()).unwrap();
         let mut params = moe::moe_model_default_params();
         params.threads = threads;
+        params.precision = moe::moe_precision::MOE_PRECISION_F32 as u32;
         let mut m = std::ptr::null_mut();
         // SAFETY: valid C string, valid params, valid out-pointer.
         ok(unsafe { moe::moe_model_load(path.as_ptr(), &params, &mut m) });
         CModel(m)
+    }
+
+    /// `moe_model_precision` (a `moe_precision` value).
+    pub fn precision(&self) -> u32 {
+        let mut p = u32::MAX;
+        // SAFETY: live handle, valid out-pointer.
+        ok(unsafe { moe::moe_model_precision(self.0, &mut p) });
+        p
     }
 
     pub fn threads(&self) -> u32 {

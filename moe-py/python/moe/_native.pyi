@@ -46,7 +46,7 @@ class Model:
         sparse: bool = True,
         progress: Callable[[int, int], object] | None = None,
         threads: int | None = None,
-        precision: Literal["f32", "bf16", "int8"] = "f32",
+        precision: Literal["f32", "bf16", "int8"] = "bf16",
         copy_weights: bool = False,
         quantize: Literal["q4", "q8"] | None = None,
         group_size: int | None = None,
@@ -74,6 +74,8 @@ class Model:
     def hidden_size(self) -> int: ...
     @property
     def checkpoint_bytes(self) -> int: ...
+    @property
+    def precision(self) -> Literal["f32", "bf16", "int8"]: ...
     @property
     def threads(self) -> int: ...
     @property
