@@ -37,7 +37,7 @@ for r in $(seq "$ROUNDS"); do
       done
       echo "== round $r: $s depth $d llama.cpp" >&2
       cat "$W/gguf/$m-BF16.gguf" > /dev/null
-      "$LB" -m "$W/gguf/$m-BF16.gguf" -t 2 -p 0 -n "$GEN" -d "$d" -r "$REPS" -o json \
+      "$LB" -m "$W/gguf/$m-BF16.gguf" -t 2 -p 0 -n "$GEN" -d "$d" -r "$REPS" --no-warmup -o json \
         > "$OUT/$s.$d.llama.$r.json" 2> "$OUT/$s.$d.llama.$r.err"
     done
   done
