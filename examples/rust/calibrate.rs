@@ -2,7 +2,10 @@
 //! widen + FMA (`avx512`) — for prefill and decode products at f32 and bf16 precision, alternating
 //! the candidates, and prints the rows for `moe-core/src/kernels/choice.rs`'s `TABLE`. Both kinds'
 //! rows name the prefill winner of their precision (batched decode must compute what decoding alone
-//! does); a decode measured faster with the other level is noted.
+//! does); a decode measured faster with the other level is noted. One matrix is not a model: confirm
+//! a close call on a real checkpoint (`tools/bench/formats.sh qwen-bf16-exact qwen-bf16-exact-dp`
+//! alternates the two levels) before adding the rows — on a Zen 5 this matrix favoured widen + FMA
+//! for exact prefill and the Qwen 8-layer model did not.
 //!
 //! ```text
 //! bash tools/calibrate_kernels.sh            # or: cargo run --release --example calibrate -- [--threads 2] [--rounds 7]

@@ -6,6 +6,7 @@ mod bench;
 mod common;
 mod inspect;
 mod logprobs;
+mod output;
 mod run;
 mod sequence;
 mod serve;
@@ -42,7 +43,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => match run::run(a) {
+            Ok(()) | Err(output::Stopped::ReaderGone) => Ok(()),
+            Err(output::Stopped::Failed(e)) => Err(e),
+        },
         Command::Serve(a) => serve::serve(a),
         Command::Bench(a) => bench::bench(a),
         Command::Inspect(a) => inspect::inspect(a),

@@ -12,6 +12,7 @@ use moe_core::{
 };
 
 use crate::common::{load_model, model_dir, unescape, SamplingArgs};
+use crate::output::Stopped;
 use crate::sequence::{openai_finish_reason, Sequence};
 
 const DEFAULT_PROMPT: &str = "import os\n\n\ndef ";
@@ -58,7 +59,7 @@ pub(crate) struct RunArgs {
     no_echo: bool,
 }
 
-pub(crate) fn run(a: RunArgs) -> Result<(), String> {
+pub(crate) fn run(a: RunArgs) -> Result<(), Stopped> {
     let dir = model_dir(&a.model);
     let model = load_model(&dir, a.threads, a.precision)?;
     let generate = a.sampling.options(&model);
@@ -73,12 +74,10 @@ pub(crate) fn run(a: RunArgs) -> Result<(), String> {
         let mut n = 0;
         for tok in gen {
             let tok = tok.map_err(|e| e.to_string())?;
-            write!(out, "{tok} ")
-                .and_then(|_| out.flush())
-                .map_err(|e| e.to_string())?;
+            write!(out, "{tok} ").and_then(|_| out.flush())?;
             n += 1;
         }
-        writeln!(out).map_err(|e| e.to_string())?;
+        writeln!(out)?;
         eprintln!("{n} tokens in {:.2?}", t0.elapsed());
         return Ok(());
     }
@@ -122,8 +121,7 @@ pub(crate) fn run(a: RunArgs) -> Result<(), String> {
                     out,
                     "{}",
                     serde_json::json!({"id": t, "text": step.text, "logprob": lp.logprob, "top_logprobs": top})
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
             }
             if step.finish.is_some() {
                 break;
@@ -137,13 +135,12 @@ pub(crate) fn run(a: RunArgs) -> Result<(), String> {
             out,
             "{}",
             serde_json::json!({"text": all, "finish_reason": reason, "prompt_tokens": ids.len(), "completion_tokens": seq.produced()})
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         return Ok(());
     }
 
     if !a.chat && !a.no_echo {
-        write!(out, "{text}").map_err(|e| e.to_string())?;
+        write!(out, "{text}")?;
     }
     let opts = TextOptions::new(generate)
         .with_stop_strings(stops)
@@ -152,11 +149,9 @@ pub(crate) fn run(a: RunArgs) -> Result<(), String> {
     let mut first: Option<std::time::Duration> = None;
     while let Some(piece) = gen.next_piece().map_err(|e| e.to_string())? {
         first.get_or_insert(t0.elapsed());
-        write!(out, "{piece}")
-            .and_then(|_| out.flush())
-            .map_err(|e| e.to_string())?;
+        write!(out, "{piece}").and_then(|_| out.flush())?;
     }
-    writeln!(out).map_err(|e| e.to_string())?;
+    writeln!(out)?;
     let total = t0.elapsed();
     eprintln!(
         "{} tokens in {total:.2?}; time to first token {:.2?}; finish: {}",

@@ -119,3 +119,21 @@ fn serve_refuses_other_addresses_without_an_api_key() {
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("--api-key"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn run_into_a_closed_pipe_ends_quietly_and_successfully() {
+    use std::process::Stdio;
+    // The reader (`head -c0`, in effect) is gone before the first token: every write fails with
+    // EPIPE, which must end the command with success and nothing on stderr but its own summary.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
+        .args(["run", "--max-tokens", "40", "--threads", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "status {:?}: {err}", o.status);
+    assert!(!err.contains("error"), "{err}");
+}

@@ -29,6 +29,7 @@ M=$W/models; G=$W/gguf
 CONFIGS=(
   "qwen-bf16-exact|moe|$M/qwen3moe-a3b-8L|--precision f32"
   "qwen-bf16-exact-fma|moe|$M/qwen3moe-a3b-8L|--precision f32 --kernels avx512"
+  "qwen-bf16-exact-dp|moe|$M/qwen3moe-a3b-8L|--precision f32 --kernels avx512bf16"
   "qwen-bf16-bf16|moe|$M/qwen3moe-a3b-8L|--precision bf16"
   "qwen-llama-BF16|llama|$G/qwen3moe-a3b-8L-BF16.gguf|"
   "qwen-fp8-exact|moe|$M/qwen3moe-a3b-8L-fp8|--precision f32"

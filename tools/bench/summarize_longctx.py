@@ -21,7 +21,11 @@ def moe_runs(path):
 
 
 def llama_runs(path):
-    rows = json.load(open(path, encoding="utf-8"))
+    try:
+        rows = json.load(open(path, encoding="utf-8"))
+    except json.JSONDecodeError:
+        print(f"{path}: no complete llama-bench JSON (still running or failed); left out", file=sys.stderr)
+        return []
     return [v for r in rows if r["n_gen"] for v in r["samples_ts"]]
 
 
